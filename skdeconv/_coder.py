@@ -1,0 +1,397 @@
+"""ConvSparseCoder: one layer of a Deconvolutional Network."""
+
+import warnings
+from math import prod
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._connectivity import _make_connectivity
+from ._encode import (
+    _COMMON_PARAMS,
+    _SHAPE_CONSTRAINT,
+    FILTER_STEPS_PER_EPOCH,
+    _costs,
+    _encode,
+    _learn_filters,
+    _reconstruct,
+    check_filter_shape,
+    check_image_shape,
+    init_filters,
+    map_shape_of,
+)
+
+
+class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """One Deconvolutional Network layer: convolutional sparse coding.
+
+    ``fit`` LEARNS the filters (like :class:`~sklearn.decomposition.DictionaryLearning`),
+    ``transform`` infers the sparse feature maps of new samples for the
+    learned filters and ``inverse_transform`` reconstructs samples from maps.
+    Each sample ``y`` (``C`` channels) is explained by ``K`` maps ``z_k``
+    minimising (Zeiler et al., CVPR 2010)
+
+        lambda/2 * sum_c ||sum_k g[k,c] conv_valid(z_k, f_kc) - y_c||^2
+        + sum_k |z_k|_p^p
+
+    with unit-norm filter planes ``f_kc`` and a fixed binary connectivity
+    ``g``.  ``lambda`` weights the reconstruction (larger = denser maps); it
+    is ``1 / lmbda`` in SPORCO and ``1 / alpha`` in scikit-learn.
+
+    Parameters
+    ----------
+    n_filters : int, default=9
+        Number of feature maps ``K``.
+    filter_shape : int or tuple of int, default=7
+        Spatial filter shape; an int is used on every axis.
+    image_shape : tuple of int, default=None
+        Spatial shape of one channel, ``(height, width)`` or ``(length,)``;
+        ``n_channels = n_features // prod(image_shape)``.  ``None`` means
+        every row is a 1-D single-channel signal.
+    connectivity : {None, 'full', 'singles_and_pairs', 'random_pairs', \
+'random_<m>'} or array-like of shape (n_filters, n_channels), default=None
+        Which (map, channel) planes exist; see :func:`make_connectivity`.
+    lmbda : float, default=1.0
+        Weight of the reconstruction term.
+    p : float in (0, 1], default=1.0
+        Exponent of the sparsity penalty (1 = soft shrinkage).
+    solver : {'fista', 'continuation'}, default='fista'
+        Map inference: FISTA with adaptive restart (fastest here), or the
+        paper's beta continuation with conjugate-gradient steps.
+    max_iter : int, default=200
+        Iterations of map inference per sample, in ``transform`` and in each
+        epoch of ``fit``; read at call time.
+    tol : float, default=1e-4
+        Relative change of a sample's maps that stops its inference.
+    n_epochs : int, default=10
+        Alternations of map inference and filter update in ``fit``.
+    filters_init : array-like of shape (n_filters, n_channels, *filter_shape), \
+default=None
+        Initial filters; random normal planes when None.
+    scale_input : bool, default=False
+        Learn a scalar ``input_scale_`` at fit time (the largest absolute
+        input value) and divide inputs by it, so every layer of a network
+        sees inputs in [-1, 1]; ``inverse_transform`` multiplies back.
+    n_jobs : int, default=None
+        Joblib workers over chunks of samples (honours
+        ``joblib.parallel_config``).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial filters and random connectivity.
+    verbose : int, default=0
+        Print the cost of every epoch.
+
+    Attributes
+    ----------
+    filters_ : ndarray of shape (n_filters, n_channels, *filter_shape)
+        Learned unit-norm filter planes (zeros where ``g[k, c] = 0``).
+    connectivity_ : ndarray of shape (n_filters, n_channels), dtype=bool
+        The connectivity ``g``.
+    feature_map_shape_ : tuple of int
+        ``(n_filters, *map_shape)`` with ``map_shape = image_shape +
+        filter_shape - 1``: the layout of a row of ``transform``.
+    image_shape_ : tuple of int
+        Spatial input shape.
+    n_channels_ : int
+        Input channels.
+    input_scale_ : float
+        Divisor of the inputs (1.0 unless ``scale_input``).
+    cost_history_ : ndarray of shape (n_epochs,)
+        Mean per-sample cost after every epoch.
+    n_iter_ : int
+        Epochs run.
+    n_steps_ : int
+        Mini-batches seen by ``partial_fit``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    conv_sparse_encode : Maps for fixed filters.
+    conv_dict_learning : Function form of ``fit``.
+    DeconvNetworkTransformer : A stack of layers.
+
+    References
+    ----------
+    M. D. Zeiler, D. Krishnan, G. W. Taylor and R. Fergus, "Deconvolutional
+    Networks", CVPR 2010.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdeconv import ConvSparseCoder
+    >>> X = np.random.RandomState(0).standard_normal((10, 2 * 8 * 8))
+    >>> coder = ConvSparseCoder(n_filters=4, filter_shape=3, image_shape=(8, 8),
+    ...                         n_epochs=2, random_state=0).fit(X)
+    >>> coder.filters_.shape, coder.feature_map_shape_
+    ((4, 2, 3, 3), (4, 10, 10))
+    >>> maps = coder.transform(X)
+    >>> maps.shape
+    (10, 400)
+    >>> coder.inverse_transform(maps).shape
+    (10, 128)
+    """
+
+    _parameter_constraints: dict = {
+        "n_filters": [Interval(Integral, 1, None, closed="left")],
+        "filter_shape": _SHAPE_CONSTRAINT,
+        "n_epochs": [Interval(Integral, 1, None, closed="left")],
+        "filters_init": [None, "array-like"],
+        "scale_input": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        **_COMMON_PARAMS,
+    }
+
+    def __init__(
+        self,
+        n_filters=9,
+        filter_shape=7,
+        *,
+        image_shape=None,
+        connectivity=None,
+        lmbda=1.0,
+        p=1.0,
+        solver="fista",
+        max_iter=200,
+        tol=1e-4,
+        n_epochs=10,
+        filters_init=None,
+        scale_input=False,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_filters = n_filters
+        self.filter_shape = filter_shape
+        self.image_shape = image_shape
+        self.connectivity = connectivity
+        self.lmbda = lmbda
+        self.p = p
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_epochs = n_epochs
+        self.filters_init = filters_init
+        self.scale_input = scale_input
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ fitting
+    def _initialize(self, X, rng):
+        """Geometry, connectivity, input scale and initial filters from X."""
+        self.image_shape_, self.n_channels_ = check_image_shape(
+            self.image_shape, X.shape[1]
+        )
+        filter_shape = check_filter_shape(self.filter_shape, len(self.image_shape_))
+        self.connectivity_ = _make_connectivity(
+            self.connectivity, self.n_filters, self.n_channels_, rng
+        )
+        self.input_scale_ = self._fit_input_scale(X)
+        self.feature_map_shape_ = (self.n_filters,) + map_shape_of(
+            self.image_shape_, filter_shape
+        )
+        self._n_features_out = prod(self.feature_map_shape_)
+        return init_filters(
+            self.filters_init, self.n_filters, self.n_channels_, filter_shape,
+            self.connectivity_, rng, X.dtype,
+        )
+
+    def _fit_input_scale(self, X):
+        if not self.scale_input:
+            return 1.0
+        largest = float(np.max(np.abs(X)))
+        return largest if largest > 0 else 1.0
+
+    def _images(self, X):
+        """Rows -> scaled images (n, C, *image_shape) (a new array if scaled)."""
+        Y = X.reshape((len(X), self.n_channels_) + self.image_shape_)
+        if self.input_scale_ != 1.0:
+            Y = Y / np.asarray(self.input_scale_, dtype=X.dtype)
+        return Y
+
+    def _learn(self, Y, filters, n_epochs, filter_steps):
+        return _learn_filters(
+            Y, filters, self.connectivity_, lmbda=self.lmbda, p=self.p,
+            solver=self.solver, max_iter=self.max_iter, tol=self.tol,
+            n_epochs=n_epochs, n_jobs=self.n_jobs, verbose=self.verbose,
+            filter_steps=filter_steps,
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the filters from X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training samples, rows flattened as ``(n_channels, *image_shape)``.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        rng = check_random_state(self.random_state)
+        filters = self._initialize(X, rng)
+        _, self.filters_, self.cost_history_ = self._learn(
+            self._images(X), filters, self.n_epochs, FILTER_STEPS_PER_EPOCH
+        )
+        self.n_iter_ = len(self.cost_history_)
+        self.n_steps_ = 0
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Update the filters with one mini-batch (online learning).
+
+        The first call sets the geometry, the connectivity, the input scale
+        and the initial filters from this batch.  Each call infers the maps
+        of the batch for the current filters and takes projected-gradient
+        steps on the filters for that batch (one epoch of ``fit``); the
+        memory used does not grow with the number of samples seen.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A mini-batch.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first_call = not hasattr(self, "filters_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
+        if first_call:
+            self.filters_ = self._initialize(X, check_random_state(self.random_state))
+            self.cost_history_ = np.empty(0)
+            self.n_steps_ = 0
+            self.n_iter_ = 0
+        _, filters, history = self._learn(
+            self._images(X), self.filters_.astype(X.dtype), 1, FILTER_STEPS_PER_EPOCH
+        )
+        self.filters_ = filters
+        self.cost_history_ = np.concatenate([self.cost_history_, history])
+        self.n_steps_ += 1
+        self.n_iter_ = self.n_steps_
+        return self
+
+    # ------------------------------------------------------------ inference
+    def _check_input(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+
+    def _infer(self, X):
+        """Maps (n, K, *map_shape) of validated X, warning if not converged."""
+        Y = self._images(X)
+        maps, _, converged = _encode(
+            Y, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
+            self.lmbda, self.p, self.solver, self.max_iter, self.tol, None, self.n_jobs,
+        )
+        if not converged.all():
+            warnings.warn(
+                f"Map inference did not reach tol={self.tol} within "
+                f"max_iter={self.max_iter} for {int((~converged).sum())} of "
+                f"{len(converged)} samples; increase max_iter.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return Y, maps
+
+    def transform(self, X):
+        """Infer the sparse feature maps of X for the learned filters.
+
+        Every sample is solved independently (see ``max_iter``, ``tol``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples, rows flattened as ``(n_channels, *image_shape)``.
+
+        Returns
+        -------
+        maps : ndarray of shape (n_samples, n_filters * prod(map_shape))
+            Maps flattened as ``feature_map_shape_``; float32 stays float32.
+        """
+        X = self._check_input(X)
+        return self._infer(X)[1].reshape(len(X), -1)
+
+    def inverse_transform(self, X):
+        """Reconstruct samples from feature maps: ``sum_k g z_k * f_k``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_filters * prod(map_shape))
+            Maps as returned by ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Reconstructions in the input space (times ``input_scale_``).
+        """
+        check_is_fitted(self)
+        maps = self._check_maps(X)
+        Y = _reconstruct(
+            maps, self.filters_.astype(maps.dtype, copy=False), self.connectivity_,
+            self.image_shape_,
+        )
+        return (Y * np.asarray(self.input_scale_, dtype=Y.dtype)).reshape(len(Y), -1)
+
+    def _check_maps(self, Z):
+        Z = check_array(Z, dtype=[np.float64, np.float32], input_name="X")
+        if Z.shape[1] != self._n_features_out:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but inverse_transform expects maps "
+                f"of {self.feature_map_shape_} = {self._n_features_out} features."
+            )
+        return Z.reshape((len(Z),) + self.feature_map_shape_)
+
+    def score(self, X, y=None):
+        """Minus the mean per-sample cost of X's inferred maps (higher is better).
+
+        The cost is the model's objective ``lambda/2 ||F z - y||^2 + |z|_p^p``
+        at the inferred maps.  It grows with ``lmbda``, so comparing models
+        with different ``lmbda`` by this score always favours the smallest.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            ``-mean(cost)``.
+        """
+        X = self._check_input(X)
+        Y, maps = self._infer(X)
+        costs = _costs(
+            Y, maps, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
+            self.lmbda, self.p, self.n_jobs,
+        )
+        return -float(costs.mean())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

@@ -1,0 +1,165 @@
+"""Synthesis operator F of one layer and its adjoint, by batched real FFTs.
+
+The layer explains an input ``y`` of ``C`` channels and spatial shape ``N`` by
+``K`` maps ``z_k`` of spatial shape ``M = N + h - 1``:
+
+    (F z)_c = sum_k g[k, c] conv_valid(z_k, f_kc)
+
+Everything is computed on an FFT grid ``L >= M`` per axis (a fast length), on
+which the circular convolution of a map with a filter equals the linear one
+over the valid window: no padding beyond ``M`` is needed.  The mixing over
+``(k, c)`` runs only over the non-zero entries of ``g`` as element-wise
+products followed by a segmented sum (``np.add.reduceat``), so each sample's
+result is computed by exactly the same operations whatever else is in the
+batch (transform is invariant to batch composition, bit for bit).
+"""
+
+from functools import cached_property
+
+import numpy as np
+from scipy import fft as sp_fft
+
+
+def fft_shape_for(map_shape):
+    """Fast real-FFT lengths, per axis, of at least ``map_shape``."""
+    return tuple(sp_fft.next_fast_len(int(m), real=True) for m in map_shape)
+
+
+def complex_dtype(dtype):
+    return np.result_type(dtype, np.complex64)
+
+
+class _PairMixer:
+    """Segmented sums over the non-zero pairs (k, c) of a connectivity matrix.
+
+    ``pairs_by_channel`` orders the pairs by channel (for the synthesis, which
+    sums over maps), ``pairs_by_map`` by map (for the adjoint).
+    """
+
+    def __init__(self, connectivity):
+        g = np.asarray(connectivity, dtype=bool)
+        self.n_filters, self.n_channels = g.shape
+        maps, channels = np.nonzero(g)  # sorted by map
+        self.map_of_pair = maps
+        self.channel_of_pair = channels
+        self.by_map = np.arange(maps.size)
+        self.by_channel = np.lexsort((maps, channels))
+        self._map_segments = self._segments(maps)
+        self._channel_segments = self._segments(channels[self.by_channel])
+
+    @staticmethod
+    def _segments(sorted_labels):
+        labels, starts = np.unique(sorted_labels, return_index=True)
+        return labels, starts
+
+    def _reduce(self, products, segments, n_out):
+        labels, starts = segments
+        summed = np.add.reduceat(products, starts, axis=1)
+        if labels.size == n_out:
+            return summed
+        out = np.zeros((products.shape[0], n_out) + products.shape[2:], products.dtype)
+        out[:, labels] = summed
+        return out
+
+    def to_channels(self, map_spectra, pair_spectra):
+        """sum_k g[k,c] A_k B_kc for A (n, K, ...) and B (n_pairs, ...)."""
+        order = self.by_channel
+        products = map_spectra[:, self.map_of_pair[order]] * pair_spectra[order]
+        return self._reduce(products, self._channel_segments, self.n_channels)
+
+    def to_maps(self, channel_spectra, pair_spectra):
+        """sum_c g[k,c] A_c B_kc for A (n, C, ...) and B (n_pairs, ...)."""
+        products = channel_spectra[:, self.channel_of_pair] * pair_spectra
+        return self._reduce(products, self._map_segments, self.n_filters)
+
+
+class ConvOperator:
+    """Valid synthesis ``F`` of fixed filters and its exact adjoint ``F'``.
+
+    Parameters
+    ----------
+    filters : ndarray of shape (n_filters, n_channels, *filter_shape)
+    connectivity : ndarray of bool, shape (n_filters, n_channels)
+    image_shape : tuple of int
+        Spatial shape ``N`` of the input.
+    workers : int, default=1
+        Threads given to ``scipy.fft`` (1 inside joblib tasks).
+    """
+
+    def __init__(self, filters, connectivity, image_shape, workers=1):
+        self.dtype = filters.dtype
+        self.image_shape = tuple(image_shape)
+        self.filter_shape = filters.shape[2:]
+        self.map_shape = tuple(
+            n + h - 1 for n, h in zip(self.image_shape, self.filter_shape)
+        )
+        self.fft_shape = fft_shape_for(self.map_shape)
+        self.axes = tuple(range(-len(self.image_shape), 0))
+        self.workers = workers
+        self.mixer = _PairMixer(connectivity)
+        self.n_filters, self.n_channels = connectivity.shape
+        planes = filters[self.mixer.map_of_pair, self.mixer.channel_of_pair]
+        self.pair_spectra = self.rfft(planes)
+        self.shift_phase = self._shift_phase()
+        self.adjoint_spectra = np.conj(self.pair_spectra) * self.shift_phase
+        self._valid = (Ellipsis,) + tuple(
+            slice(h - 1, h - 1 + n) for n, h in zip(self.image_shape, self.filter_shape)
+        )
+        self._maps = (Ellipsis,) + tuple(slice(0, m) for m in self.map_shape)
+
+    def _shift_phase(self):
+        """Spectrum of a delay by h - 1 along every axis (valid-window offset)."""
+        phase = np.ones((), dtype=complex_dtype(self.dtype))
+        for axis, (length, h) in enumerate(zip(self.fft_shape, self.filter_shape)):
+            n_freq = length // 2 + 1 if axis == len(self.fft_shape) - 1 else length
+            freqs = np.arange(n_freq)
+            delay = np.exp(-2j * np.pi * freqs * (h - 1) / length)
+            shape = [1] * len(self.fft_shape)
+            shape[axis] = n_freq
+            phase = phase * delay.reshape(shape).astype(phase.dtype)
+        return phase
+
+    def rfft(self, x):
+        """Real FFT of the spatial axes on the operator's grid."""
+        return sp_fft.rfftn(x, s=self.fft_shape, axes=self.axes, workers=self.workers)
+
+    def irfft(self, x):
+        return sp_fft.irfftn(x, s=self.fft_shape, axes=self.axes, workers=self.workers)
+
+    def forward_spectra(self, map_spectra):
+        """F z from the maps' spectra (n, K, *freq) -> (n, C, *image_shape)."""
+        mixed = self.mixer.to_channels(map_spectra, self.pair_spectra)
+        return self.irfft(mixed)[self._valid]
+
+    def forward(self, maps):
+        """F z for maps (n, K, *map_shape) -> (n, C, *image_shape)."""
+        return self.forward_spectra(self.rfft(maps))
+
+    def adjoint(self, residual):
+        """F' r for residual (n, C, *image_shape) -> (n, K, *map_shape)."""
+        mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra)
+        return self.irfft(mixed)[self._maps]
+
+    @cached_property
+    def lipschitz(self):
+        """max over frequencies of ||F_hat(w)||_2^2, an upper bound of ||F||^2."""
+        return self._largest_filter_eigenvalue()
+
+    def _largest_filter_eigenvalue(self, block_size=2**21):
+        """F_hat(w) is the (C x K) filter matrix at frequency w; it is assembled
+        densely in blocks of frequencies to bound memory.
+        """
+        flat = self.pair_spectra.reshape(len(self.pair_spectra), -1).T
+        rows, cols = self.mixer.channel_of_pair, self.mixer.map_of_pair
+        step = max(1, block_size // (self.n_channels * self.n_filters))
+        largest = 0.0
+        for start in range(0, flat.shape[0], step):
+            block = flat[start : start + step]
+            dense = np.zeros(
+                (len(block), self.n_channels, self.n_filters), dtype=flat.dtype
+            )
+            dense[:, rows, cols] = block
+            adjoint = np.conj(np.swapaxes(dense, 1, 2))
+            gram = dense @ adjoint if self.n_channels <= self.n_filters else adjoint @ dense
+            largest = max(largest, float(np.linalg.eigvalsh(gram)[:, -1].max()))
+        return largest

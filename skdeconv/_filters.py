@@ -1,0 +1,108 @@
+"""Filter update with the maps fixed, and the unit-norm projection."""
+
+import numpy as np
+
+from ._fft_ops import ConvOperator
+
+
+def random_filters(n_filters, n_channels, filter_shape, connectivity, rng, dtype):
+    """Random normal planes, masked by the connectivity, projected to unit norm."""
+    filters = rng.standard_normal((n_filters, n_channels) + tuple(filter_shape))
+    return normalize_filters(filters.astype(dtype, copy=False), connectivity)
+
+
+def normalize_filters(filters, connectivity, fallback=None):
+    """Project every plane to unit L2 norm; planes with g[k, c] = 0 are zeros.
+
+    A plane of zero norm takes the plane of ``fallback`` (the previous filters)
+    instead, so the projection is always defined.
+    """
+    spatial = tuple(range(2, filters.ndim))
+    mask = np.asarray(connectivity, dtype=bool).reshape(connectivity.shape + (1,) * len(spatial))
+    filters = np.where(mask, filters, 0)
+    norms = np.sqrt(np.sum(filters**2, axis=spatial, keepdims=True))
+    safe = np.where(norms > 0, norms, 1)
+    normalized = filters / safe
+    if fallback is not None:
+        normalized = np.where(norms > 0, normalized, fallback)
+    return normalized.astype(filters.dtype, copy=False)
+
+
+def _channel_lipschitz(map_spectra, connectivity):
+    """Per channel c: max_w largest eigenvalue of sum_n Z_n(w)^H Z_n(w).
+
+    Z_n(w) is the row of map spectra of sample n over the maps k with
+    g[k, c] = 1; this bounds the squared norm of f_{., c} -> F z.
+    """
+    n_samples, n_filters = map_spectra.shape[:2]
+    flat = map_spectra.reshape(n_samples, n_filters, -1)
+    bounds = np.empty(connectivity.shape[1])
+    cache = {}
+    for channel, column in enumerate(np.asarray(connectivity, bool).T):
+        key = column.tobytes()
+        if key not in cache:
+            selected = flat[:, column]
+            gram = np.einsum("nkf,nlf->fkl", np.conj(selected), selected)
+            cache[key] = float(np.linalg.eigvalsh(gram)[:, -1].max())
+        bounds[channel] = cache[key]
+    return bounds
+
+
+def _filter_gradient(op, map_spectra, Y, chunk_size=16):
+    """Gradient of 1/2 sum_n ||F z_n - y_n||^2 w.r.t. the planes of ``op``.
+
+    Returns (n_pairs, *filter_shape) in the pair order of ``op.mixer``.
+    """
+    mixer = op.mixer
+    total = 0
+    for start in range(0, len(Y), chunk_size):
+        chunk = slice(start, start + chunk_size)
+        residual = op.forward_spectra(map_spectra[chunk]) - Y[chunk]
+        residual_spectra = op.rfft(residual) * op.shift_phase
+        total = total + np.sum(
+            np.conj(map_spectra[chunk][:, mixer.map_of_pair])
+            * residual_spectra[:, mixer.channel_of_pair],
+            axis=0,
+        )
+    crop = (Ellipsis,) + tuple(slice(0, h) for h in op.filter_shape)
+    return op.irfft(total)[crop]
+
+
+def update_filters(filters, connectivity, maps, Y, n_steps, workers=1):
+    """Projected gradient steps on the filters, maps fixed.
+
+    Minimises 1/2 sum_n ||F(f) z_n - y_n||^2 (lambda only scales it) over
+    unit-norm planes, with a step of 1 / L_c per input channel c.  Each step
+    is monotone: the projection onto the sphere minimises the quadratic
+    upper model of the cost.
+
+    Parameters
+    ----------
+    filters : ndarray of shape (n_filters, n_channels, *filter_shape)
+    connectivity : ndarray of bool, shape (n_filters, n_channels)
+    maps : ndarray of shape (n_samples, n_filters, *map_shape)
+    Y : ndarray of shape (n_samples, n_channels, *image_shape)
+    n_steps : int
+    workers : int, default=1
+
+    Returns
+    -------
+    filters : ndarray, new array of the same shape
+    """
+    image_shape = Y.shape[2:]
+    op = ConvOperator(filters, connectivity, image_shape, workers)
+    map_spectra = op.rfft(maps)
+    lipschitz = _channel_lipschitz(map_spectra, connectivity)
+    if not np.any(lipschitz > 0):
+        return filters.copy()
+    inverse = np.divide(1, lipschitz, out=np.zeros_like(lipschitz), where=lipschitz > 0)
+    pair_steps = inverse[op.mixer.channel_of_pair]
+    pair_steps = pair_steps.reshape((-1,) + (1,) * len(image_shape)).astype(filters.dtype)
+    rows, cols = op.mixer.map_of_pair, op.mixer.channel_of_pair
+    for _ in range(n_steps):
+        gradient = _filter_gradient(op, map_spectra, Y)
+        moved = filters.copy()
+        moved[rows, cols] -= pair_steps * gradient.astype(filters.dtype, copy=False)
+        filters = normalize_filters(moved, connectivity, fallback=filters)
+        op = ConvOperator(filters, connectivity, image_shape, workers)
+    return filters

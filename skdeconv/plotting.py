@@ -1,0 +1,567 @@
+"""Figures for filters, feature maps, reconstructions and training curves.
+
+matplotlib is an optional dependency (``pip install 'skdeconv[plot]'``); it is
+imported only when one of these functions is called. Every function returns the
+:class:`matplotlib.figure.Figure` it drew on.
+"""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_params,
+)
+from sklearn.utils.validation import check_is_fitted
+
+_TITLE_FONTSIZE = 8
+
+
+def _pyplot(caller):
+    """Import matplotlib.pyplot, or say how to install it."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            f"{caller} requires matplotlib: pip install 'skdeconv[plot]'"
+        ) from exc
+    return plt
+
+
+def _new_figure(plt, fig, nrows, ncols, title, tile_inches):
+    """Return ``fig`` or a new figure sized for an ``nrows`` x ``ncols`` grid."""
+    if fig is None:
+        extra = 0.4 if title else 0.0
+        fig = plt.figure(
+            figsize=(tile_inches * ncols, tile_inches * nrows + extra),
+            layout="constrained",
+        )
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _as_panel(x, n_channels, spatial_shape):
+    """Shape one flattened sample for display.
+
+    1-D signals give ``(n_channels, length)`` (one line per channel); 2-D
+    images give ``(H, W)`` for one channel, ``(H, W, 3)`` for three and the
+    channel mean ``(H, W)`` otherwise.
+    """
+    x = np.reshape(x, (n_channels, *spatial_shape))
+    if len(spatial_shape) == 1:
+        return x
+    if n_channels == 1:
+        return x[0]
+    if n_channels == 3:
+        return np.moveaxis(x, 0, -1)
+    return x.mean(axis=0)
+
+
+def _limits(tiles, normalize):
+    """Display range ``(low, high)`` of every tile: its own or a shared one."""
+    if normalize == "all":
+        shared = (min(t.min() for t in tiles), max(t.max() for t in tiles))
+        return [shared] * len(tiles)
+    return [(t.min(), t.max()) for t in tiles]
+
+
+def _draw_tile(ax, tile, low, high, cmap, lines):
+    """Draw one tile: line plots for 1-D data, an image otherwise."""
+    if lines:
+        ax.plot(np.atleast_2d(tile).T, linewidth=1)
+        if high > low:
+            margin = 0.05 * (high - low)
+            ax.set_ylim(low - margin, high + margin)
+        ax.tick_params(labelsize=6)
+    elif tile.ndim == 3:
+        scaled = (tile - low) / (high - low) if high > low else tile * 0.0
+        ax.imshow(np.clip(scaled, 0.0, 1.0), interpolation="nearest")
+        ax.set_axis_off()
+    else:
+        ax.imshow(tile, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
+        ax.set_axis_off()
+
+
+def _draw_grid(
+    plt, tiles, titles, limits, *, lines, ncols, cmap, title, fig, tile_inches=1.3
+):
+    """Draw ``tiles`` row by row on a grid with ``ncols`` columns.
+
+    Grid cells left over after the last tile are removed, so the figure has
+    exactly one axes per tile.
+    """
+    ncols = min(ncols, len(tiles))
+    nrows = -(-len(tiles) // ncols)
+    fig = _new_figure(plt, fig, nrows, ncols, title, tile_inches)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, tile, tile_title, (low, high) in zip(axes, tiles, titles, limits):
+        _draw_tile(ax, tile, low, high, cmap, lines)
+        ax.set_title(tile_title, fontsize=_TITLE_FONTSIZE)
+    for ax in axes[len(tiles) :]:
+        ax.remove()
+    return fig
+
+
+def _default_ncols(n_tiles):
+    return int(np.ceil(np.sqrt(n_tiles)))
+
+
+def _filters_of(filters, layer):
+    """Filters array of ``filters``: an array or a fitted estimator."""
+    if hasattr(filters, "project_filters"):
+        return filters.project_filters(-1 if layer is None else layer)
+    if layer is not None:
+        raise ValueError(
+            "layer applies only to an estimator with project_filters, such as "
+            f"DeconvNetworkTransformer; got layer={layer!r} with "
+            f"{type(filters).__name__}."
+        )
+    if hasattr(filters, "get_params"):
+        check_is_fitted(filters, "filters_")
+        return filters.filters_
+    return filters
+
+
+_COMMON = {
+    "ncols": [Interval(Integral, 1, None, closed="left"), None],
+    "title": [str, None],
+    "normalize": [StrOptions({"each", "all"})],
+    "cmap": "no_validation",
+    "fig": [HasMethods(["subplots", "suptitle"]), None],
+}
+
+
+@validate_params(
+    {"filters": "no_validation", "layer": [Integral, None], **_COMMON},
+    prefer_skip_nested_validation=True,
+)
+def plot_filters(
+    filters,
+    *,
+    layer=None,
+    ncols=None,
+    title=None,
+    normalize="each",
+    cmap="gray",
+    fig=None,
+):
+    """Show a bank of filters as a grid of tiles.
+
+    Parameters
+    ----------
+    filters : array-like of shape (n_filters, n_channels, *filter_shape) or \
+            fitted estimator
+        The filters, with one or two spatial axes. A fitted estimator is
+        accepted too: one with a ``project_filters`` method (a
+        :class:`~skdeconv.DeconvNetworkTransformer`) shows
+        ``project_filters(layer)``, the filters of that layer seen in pixel
+        space; otherwise (a :class:`~skdeconv.ConvSparseCoder`) its
+        ``filters_`` are shown.
+
+        How a filter is drawn depends on its shape:
+
+        - 1-D filters: one line plot per filter, one line per channel;
+        - 2-D filters with 1 channel: one gray-level image per filter;
+        - 2-D filters with 3 channels: one RGB image per filter, its three
+          channels rescaled together to [0, 1];
+        - 2-D filters with any other number of channels (the raw filters of
+          an upper layer, whose channels are the maps below): one tile per
+          (filter, channel) plane, filter-major, so that by default each row
+          of the grid is one filter. Planes switched off by the connectivity
+          are all zero. ``project_filters`` gives the pixel-space view of
+          such filters instead.
+
+    layer : int, default=None
+        Layer whose projected filters are shown, numbered from 1 (nearest
+        the pixels); -1 is the top. Only for an estimator with
+        ``project_filters``; ``None`` means the top layer.
+
+    ncols : int, default=None
+        Number of grid columns. ``None`` gives ``n_channels`` columns when
+        each channel has its own tile and a near-square grid otherwise.
+
+    title : str, default=None
+        Title of the whole figure.
+
+    normalize : {"each", "all"}, default="each"
+        ``"each"`` stretches every tile over its own value range, which shows
+        the shape of every filter; ``"all"`` uses the range of all filters
+        together, which shows their relative strength.
+
+    cmap : str or Colormap, default="gray"
+        Colormap of single-channel tiles.
+
+    fig : Figure, default=None
+        An empty figure to draw into; ``None`` creates one.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure, with one axes per tile.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skdeconv.plotting import plot_filters
+    >>> filters = np.random.default_rng(0).normal(size=(9, 1, 7, 7))
+    >>> fig = plot_filters(filters, title="random filters")
+    >>> len(fig.axes)
+    9
+    >>> fig.axes[0].images[0].get_array().shape
+    (7, 7)
+    """
+    plt = _pyplot("plot_filters")
+    filters = np.asarray(_filters_of(filters, layer), dtype=float)
+    if filters.ndim not in (3, 4):
+        raise ValueError(
+            "filters must have shape (n_filters, n_channels, *filter_shape) "
+            "with 1 or 2 spatial axes, i.e. 3 or 4 dimensions; got shape "
+            f"{filters.shape}."
+        )
+    n_filters, n_channels, *spatial = filters.shape
+    if len(spatial) == 2 and n_channels not in (1, 3):
+        tiles = list(filters.reshape(-1, *spatial))
+        titles = [f"{k}, c{c}" for k in range(n_filters) for c in range(n_channels)]
+        default_ncols = n_channels
+    else:
+        tiles = [_as_panel(f, n_channels, spatial) for f in filters]
+        titles = [str(k) for k in range(n_filters)]
+        default_ncols = _default_ncols(n_filters)
+    return _draw_grid(
+        plt,
+        tiles,
+        titles,
+        _limits(tiles, normalize),
+        lines=len(spatial) == 1,
+        ncols=ncols or default_ncols,
+        cmap=cmap,
+        title=title,
+        fig=fig,
+    )
+
+
+@validate_params(
+    {
+        "maps": ["array-like"],
+        "map_shape": [tuple, Integral],
+        "max_maps": [Interval(Integral, 1, None, closed="left")],
+        **_COMMON,
+    },
+    prefer_skip_nested_validation=True,
+)
+def plot_feature_maps(
+    maps,
+    *,
+    map_shape,
+    max_maps=16,
+    ncols=None,
+    title=None,
+    normalize="each",
+    cmap="gray",
+    fig=None,
+):
+    """Show the feature maps of one sample.
+
+    Parameters
+    ----------
+    maps : array-like of shape (n_maps * prod(map_shape),) or \
+            (n_maps, *map_shape)
+        The maps of ONE sample: a row of ``transform``'s output (also
+        accepted with shape ``(1, n_maps * prod(map_shape))``) or the maps
+        already shaped.
+
+    map_shape : int or tuple of int
+        Spatial shape of one map, e.g. ``coder.feature_map_shape_[1:]``.
+        1-D maps are drawn as line plots, 2-D maps as images.
+
+    max_maps : int, default=16
+        Show only the first ``max_maps`` maps.
+
+    ncols : int, default=None
+        Number of grid columns; ``None`` gives a near-square grid.
+
+    title : str, default=None
+        Title of the whole figure.
+
+    normalize : {"each", "all"}, default="each"
+        ``"each"`` stretches every map over its own value range; ``"all"``
+        uses one range for all shown maps, which shows which maps are active.
+
+    cmap : str or Colormap, default="gray"
+        Colormap of the images.
+
+    fig : Figure, default=None
+        An empty figure to draw into; ``None`` creates one.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure, with one axes per shown map.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skdeconv.plotting import plot_feature_maps
+    >>> row = np.zeros(9 * 12 * 12)  # one sample: 9 maps of 12x12, flattened
+    >>> fig = plot_feature_maps(row, map_shape=(12, 12), max_maps=4)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['map 0', 'map 1', 'map 2', 'map 3']
+    """
+    plt = _pyplot("plot_feature_maps")
+    map_shape = tuple(np.atleast_1d(map_shape).tolist())
+    maps = np.asarray(maps, dtype=float)
+    map_size = int(np.prod(map_shape))
+    one_row = maps.ndim == 1 or (maps.ndim == 2 and maps.shape[0] == 1)
+    if maps.shape[1:] != map_shape and not (one_row and maps.size % map_size == 0):
+        raise ValueError(
+            f"maps must be one sample's row of n_maps * {map_size} values or an "
+            f"array of shape (n_maps, *{map_shape}) for map_shape={map_shape}; "
+            f"got shape {maps.shape}."
+        )
+    tiles = list(maps.reshape(-1, *map_shape)[:max_maps])
+    return _draw_grid(
+        plt,
+        tiles,
+        [f"map {k}" for k in range(len(tiles))],
+        _limits(tiles, normalize),
+        lines=len(map_shape) == 1,
+        ncols=ncols or _default_ncols(len(tiles)),
+        cmap=cmap,
+        title=title,
+        fig=fig,
+    )
+
+
+def _quality(x, reference, metric):
+    """Title line comparing ``x`` with ``reference``."""
+    error, norm = np.linalg.norm(x - reference), np.linalg.norm(reference)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "relative_error":
+            return f"rel. error {error / norm:.3f}"
+        return f"SNR {20 * np.log10(norm / error):.1f} dB"
+
+
+@validate_params(
+    {
+        "image": ["array-like"],
+        "reconstructions": ["array-like"],
+        "labels": ["array-like", None],
+        "image_shape": [tuple, Integral, None],
+        "reference": ["array-like", None],
+        "metric": [StrOptions({"snr", "relative_error"})],
+        "cmap": "no_validation",
+        "fig": [HasMethods(["subplots", "suptitle"]), None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def plot_reconstructions(
+    image,
+    reconstructions,
+    *,
+    labels=None,
+    image_shape=None,
+    reference=None,
+    metric="snr",
+    cmap="gray",
+    fig=None,
+):
+    """Show an input beside its reconstructions, with their quality.
+
+    Parameters
+    ----------
+    image : array-like
+        One sample: a flattened row of ``n_channels * prod(image_shape)``
+        values (channels first, the package's convention) or, when
+        ``image_shape`` is None, an array of the image's spatial shape,
+        ``(height, width)`` or ``(length,)``.
+
+    reconstructions : array-like of shape (n_reconstructions, image.size)
+        Reconstructions of ``image``, e.g. ``inverse_transform`` of each
+        layer's maps, one per row. A single reconstruction may be given with
+        the shape of ``image``.
+
+    labels : list of str, default=None
+        One title per reconstruction; ``None`` numbers them.
+
+    image_shape : int or tuple of int, default=None
+        Spatial shape of the sample; the number of channels is
+        ``image.size // prod(image_shape)``. ``None`` means ``image.shape``
+        (one channel). 2-D samples with 3 channels are drawn in RGB, with
+        other channel counts as their channel mean; 1-D samples as line
+        plots with one line per channel.
+
+    reference : array-like, default=None
+        What the reconstructions should be compared with, of the size of
+        ``image``: e.g. the clean image when ``image`` is a noisy one, in
+        which case the input's own quality is shown as well. ``None`` means
+        ``image``.
+
+    metric : {"snr", "relative_error"}, default="snr"
+        Quality written in each title: the signal-to-noise ratio
+        ``20 log10(||reference|| / ||x - reference||)`` in dB (higher is
+        better) or the relative error ``||x - reference|| / ||reference||``
+        (lower is better).
+
+    cmap : str or Colormap, default="gray"
+        Colormap of single-channel images. All panels share the value range
+        of ``image`` so that they are displayed alike.
+
+    fig : Figure, default=None
+        An empty figure to draw into; ``None`` creates one.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure, with one axes for the input and one per reconstruction.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skdeconv.plotting import plot_reconstructions
+    >>> image = np.linspace(0, 1, 64).reshape(8, 8)
+    >>> fig = plot_reconstructions(image, [0.9 * image], labels=["layer 1"])
+    >>> print(fig.axes[1].get_title())
+    layer 1
+    SNR 20.0 dB
+    """
+    plt = _pyplot("plot_reconstructions")
+    image = np.asarray(image, dtype=float)
+    show_input_quality = reference is not None
+    reference = image if reference is None else np.asarray(reference, dtype=float)
+    reconstructions = np.asarray(reconstructions, dtype=float)
+    image_shape = image.shape if image_shape is None else image_shape
+    image_shape = tuple(np.atleast_1d(image_shape).tolist())
+    n_channels, remainder = divmod(image.size, int(np.prod(image_shape)))
+    if remainder or not n_channels:
+        raise ValueError(
+            f"image has {image.size} values, which is not a multiple of "
+            f"prod(image_shape)={int(np.prod(image_shape))} for "
+            f"image_shape={image_shape}."
+        )
+    for name, array in (("reconstructions", reconstructions), ("reference", reference)):
+        if array.size % image.size:
+            raise ValueError(
+                f"{name} must hold arrays of image.size={image.size} values; "
+                f"got shape {array.shape}."
+            )
+    reconstructions = reconstructions.reshape(-1, image.size)
+    reference = reference.reshape(-1)
+    if labels is None:
+        labels = [f"reconstruction {i + 1}" for i in range(len(reconstructions))]
+    if len(labels) != len(reconstructions):
+        raise ValueError(
+            f"labels must have one entry per reconstruction "
+            f"({len(reconstructions)}); got {len(labels)}."
+        )
+    input_title = "input"
+    if show_input_quality:
+        input_title += "\n" + _quality(image.ravel(), reference, metric)
+    titles = [input_title] + [
+        f"{label}\n{_quality(x, reference, metric)}"
+        for label, x in zip(labels, reconstructions)
+    ]
+    tiles = [
+        _as_panel(x, n_channels, image_shape)
+        for x in (image.ravel(), *reconstructions)
+    ]
+    return _draw_grid(
+        plt,
+        tiles,
+        titles,
+        [(tiles[0].min(), tiles[0].max())] * len(tiles),
+        lines=len(image_shape) == 1,
+        ncols=len(tiles),
+        cmap=cmap,
+        title=None,
+        fig=fig,
+        tile_inches=2.5,
+    )
+
+
+def _cost_histories(cost_history):
+    """``{label: 1-D history}`` of an array, a coder or a network."""
+    if hasattr(cost_history, "pipeline_"):
+        layers = cost_history.pipeline_
+        return {
+            f"layer {i + 1}": np.ravel(layers[i].cost_history_)
+            for i in range(len(layers))
+        }
+    if hasattr(cost_history, "get_params"):
+        check_is_fitted(cost_history, "cost_history_")
+        cost_history = cost_history.cost_history_
+    history = np.asarray(cost_history, dtype=float)
+    if history.ndim != 1:
+        raise ValueError(
+            f"cost_history must be 1-D (one value per epoch); got shape "
+            f"{history.shape}."
+        )
+    return {None: history}
+
+
+@validate_params(
+    {
+        "cost_history": "no_validation",
+        "yscale": [StrOptions({"linear", "log"})],
+        "title": [str, None],
+        "ax": [HasMethods(["plot", "set_yscale"]), None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def plot_cost_history(cost_history, *, yscale="linear", title=None, ax=None):
+    """Plot the training objective per epoch.
+
+    Parameters
+    ----------
+    cost_history : array-like of shape (n_epochs,) or fitted estimator
+        The objective after each epoch; or a fitted
+        :class:`~skdeconv.ConvSparseCoder` (its ``cost_history_`` is used);
+        or a fitted :class:`~skdeconv.DeconvNetworkTransformer`, which gives
+        one labelled line per layer from ``pipeline_[i].cost_history_``.
+
+    yscale : {"linear", "log"}, default="linear"
+        Scale of the cost axis; ``"log"`` helps when layers' costs differ
+        by orders of magnitude.
+
+    title : str, default=None
+        Title of the axes.
+
+    ax : Axes, default=None
+        Axes to draw on; ``None`` creates a figure with one axes.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure of the axes.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skdeconv.plotting import plot_cost_history
+    >>> fig = plot_cost_history([10.0, 6.0, 5.0, 4.8])
+    >>> fig.axes[0].lines[0].get_xdata().tolist()
+    [1, 2, 3, 4]
+    """
+    plt = _pyplot("plot_cost_history")
+    histories = _cost_histories(cost_history)
+    if ax is None:
+        ax = plt.figure(figsize=(5, 3.5), layout="constrained").add_subplot()
+    for label, history in histories.items():
+        ax.plot(np.arange(1, len(history) + 1), history, marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cost")
+    ax.set_yscale(yscale)
+    if title is not None:
+        ax.set_title(title)
+    if len(histories) > 1:
+        ax.legend()
+    return ax.figure
