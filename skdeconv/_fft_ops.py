@@ -30,47 +30,43 @@ def complex_dtype(dtype):
 
 
 class _PairMixer:
-    """Segmented sums over the non-zero pairs (k, c) of a connectivity matrix.
+    """Sums over the non-zero pairs (k, c) of a connectivity matrix.
 
-    ``pairs_by_channel`` orders the pairs by channel (for the synthesis, which
-    sums over maps), ``pairs_by_map`` by map (for the adjoint).
+    Each output plane accumulates its products in a fixed pair order, so a
+    sample's result never depends on the other samples of the batch, and no
+    array larger than the output is allocated.
     """
 
     def __init__(self, connectivity):
         g = np.asarray(connectivity, dtype=bool)
         self.n_filters, self.n_channels = g.shape
-        maps, channels = np.nonzero(g)  # sorted by map
-        self.map_of_pair = maps
-        self.channel_of_pair = channels
-        self.by_map = np.arange(maps.size)
-        self.by_channel = np.lexsort((maps, channels))
-        self._map_segments = self._segments(maps)
-        self._channel_segments = self._segments(channels[self.by_channel])
+        self.map_of_pair, self.channel_of_pair = np.nonzero(g)  # sorted by map
+        pairs = np.arange(self.map_of_pair.size)
+        self._pairs_of_channel = [pairs[self.channel_of_pair == c] for c in range(g.shape[1])]
+        self._pairs_of_map = [pairs[self.map_of_pair == k] for k in range(g.shape[0])]
 
     @staticmethod
-    def _segments(sorted_labels):
-        labels, starts = np.unique(sorted_labels, return_index=True)
-        return labels, starts
-
-    def _reduce(self, products, segments, n_out):
-        labels, starts = segments
-        summed = np.add.reduceat(products, starts, axis=1)
-        if labels.size == n_out:
-            return summed
-        out = np.zeros((products.shape[0], n_out) + products.shape[2:], products.dtype)
-        out[:, labels] = summed
+    def _accumulate(inputs, input_of_pair, pair_spectra, pairs_of_output):
+        n_out = len(pairs_of_output)
+        out = np.zeros((len(inputs), n_out) + inputs.shape[2:], inputs.dtype)
+        buffer = np.empty_like(out[:, 0])
+        for plane, pairs in zip(out.swapaxes(0, 1), pairs_of_output):
+            for pair in pairs:
+                np.multiply(inputs[:, input_of_pair[pair]], pair_spectra[pair], out=buffer)
+                plane += buffer
         return out
 
     def to_channels(self, map_spectra, pair_spectra):
         """sum_k g[k,c] A_k B_kc for A (n, K, ...) and B (n_pairs, ...)."""
-        order = self.by_channel
-        products = map_spectra[:, self.map_of_pair[order]] * pair_spectra[order]
-        return self._reduce(products, self._channel_segments, self.n_channels)
+        return self._accumulate(
+            map_spectra, self.map_of_pair, pair_spectra, self._pairs_of_channel
+        )
 
     def to_maps(self, channel_spectra, pair_spectra):
         """sum_c g[k,c] A_c B_kc for A (n, C, ...) and B (n_pairs, ...)."""
-        products = channel_spectra[:, self.channel_of_pair] * pair_spectra
-        return self._reduce(products, self._map_segments, self.n_filters)
+        return self._accumulate(
+            channel_spectra, self.channel_of_pair, pair_spectra, self._pairs_of_map
+        )
 
 
 class ConvOperator:
@@ -138,7 +134,7 @@ class ConvOperator:
     def adjoint(self, residual):
         """F' r for residual (n, C, *image_shape) -> (n, K, *map_shape)."""
         mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra)
-        return self.irfft(mixed)[self._maps]
+        return np.ascontiguousarray(self.irfft(mixed)[self._maps])
 
     @cached_property
     def lipschitz(self):

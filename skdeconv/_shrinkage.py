@@ -26,7 +26,8 @@ def shrink(values, beta, p):
     """
     if p == 1:
         magnitude = np.abs(values) - np.asarray(1 / beta, dtype=values.dtype)
-        return np.copysign(np.maximum(magnitude, 0, out=magnitude), values)
+        np.maximum(magnitude, 0, out=magnitude)
+        return np.copysign(magnitude, values, out=magnitude)
     return _shrink_fractional(values, beta, p)
 
 

@@ -83,15 +83,17 @@ def fista(op, Y, lmbda, p, init, max_iter, tol):
     for _ in range(max_iter):
         if not active.index.size:
             break
-        x, y, t = active.x, active.y, active.t
-        gradient = op.adjoint(op.forward(y) - active.target)
-        x_new = shrink(y - (lmbda / step) * gradient, step, p)
-        delta = x_new - x
-        restart = _sample_dots(y - x_new, delta) > 0
-        t_new = np.where(restart, 1.0, 0.5 * (1 + np.sqrt(1 + 4 * t * t)))
-        momentum = np.where(restart, 0.0, (t - 1) / t_new)
-        y_new = x_new + _per_sample(momentum, ndim).astype(x.dtype) * delta
+        x, y = active.x, active.y
+        point = op.adjoint(op.forward(y) - active.target)
+        point *= -lmbda / step
+        point += y
+        x_new = shrink(point, step, p)
+        delta = np.subtract(x_new, x, out=point)
+        restart = _sample_dots(y, delta) > _sample_dots(x_new, delta)
         converged = _sample_norms(delta) <= tol * _sample_norms(x_new)
+        t_new, momentum = _momentum(active.t, restart)
+        delta *= _per_sample(momentum, ndim).astype(x.dtype)
+        y_new = np.add(x_new, delta, out=delta)
         active.count(1)
         active.update(x=x_new, y=y_new, t=t_new)
         active.retire(converged, converged, "x")
@@ -118,6 +120,12 @@ def _conjugate_gradient(apply, z, rhs, n_steps):
     return z
 
 
+def _momentum(t, restart):
+    """FISTA's next t and extrapolation weight; a restart resets both."""
+    t_new = np.where(restart, 1.0, 0.5 * (1 + np.sqrt(1 + 4 * t * t)))
+    return t_new, np.where(restart, 0.0, (t - 1) / t_new)
+
+
 def continuation(
     op, Y, lmbda, p, init, max_iter, tol,
     beta_init=1.0, beta_rate=10.0, n_levels=6, cg_steps=2,
@@ -125,53 +133,58 @@ def continuation(
     """The paper's solver: half-quadratic splitting with beta continuation.
 
     Minimises lambda/2 ||F z - y||^2 + beta/2 ||z - x||^2 + |x|^p by
-    alternating the shrinkage x-step and ``cg_steps`` conjugate-gradient
-    steps on (lambda F'F + beta I) z = lambda F'y + beta x, with beta growing
-    by ``beta_rate`` over ``n_levels`` levels.  ``max_iter`` bounds the total
-    number of CG steps: each level but the last gets ``max_iter // n_levels``
-    and moves on early once ``||z_t - z_{t-1}|| <= tol ||z_t||``; the last
-    level runs until that test holds or the budget is spent.  Returns the
-    sparse auxiliary maps ``x``.
+    alternating ``cg_steps`` conjugate-gradient steps on
+    (lambda F'F + beta I) z = lambda F'y + beta x and the shrinkage x-step,
+    with beta growing by ``beta_rate`` over ``n_levels`` levels.  At fixed
+    beta this alternation is proximal gradient on the Moreau envelope of the
+    data term (step 1 / beta), so x is extrapolated with FISTA's momentum
+    (restarted adaptively and at every new level), which the paper's plain
+    alternation lacks and which lets the last level converge.
+
+    ``max_iter`` bounds the total number of CG steps: each level but the last
+    gets ``max_iter // n_levels`` and moves on early once
+    ``||x_t - x_{t-1}|| <= tol ||x_t||``; the last level runs until that
+    test holds or the budget is spent.  Returns the sparse maps ``x``.
     """
     ndim = init.ndim
     n_samples = len(Y)
     level_budget = max(cg_steps, max_iter // n_levels)
     active = _ActiveSet(
-        n_samples, init.copy(), z=init.copy(),
-        data_term=lmbda * op.adjoint(Y),
+        n_samples, init.copy(), z=init.copy(), x=init.copy(), x_hat=init.copy(),
+        t=np.ones(n_samples), data_term=lmbda * op.adjoint(Y),
         level=np.zeros(n_samples, dtype=int),
         level_iter=np.zeros(n_samples, dtype=int),
     )
     spent = 0
     while active.index.size and spent < max_iter:
-        z, level = active.z, active.level
-        beta = beta_init * beta_rate ** level.astype(float)
-        beta_z = _per_sample(beta, ndim).astype(z.dtype)
-        x = shrink(z, beta_z, p)
+        z, x, level = active.z, active.x, active.level
+        beta = _per_sample(beta_init * beta_rate ** level.astype(float), ndim)
+        beta = beta.astype(z.dtype)
 
         def normal_operator(v):
-            return lmbda * op.adjoint(op.forward(v)) + beta_z * v
+            return lmbda * op.adjoint(op.forward(v)) + beta * v
 
         steps = min(cg_steps, max_iter - spent)
-        z_new = _conjugate_gradient(normal_operator, z, active.data_term + beta_z * x, steps)
+        z = _conjugate_gradient(normal_operator, z, active.data_term + beta * active.x_hat, steps)
         spent += steps
         active.count(steps)
-        small_change = _sample_norms(z_new - z) <= tol * _sample_norms(z_new)
+        x_new = shrink(z, beta, p)
+        delta = x_new - x
+        small_change = _sample_norms(delta) <= tol * _sample_norms(x_new)
         last = level == n_levels - 1
         level_iter = active.level_iter + steps
         advance = ~last & (small_change | (level_iter >= level_budget))
+        restart = advance | (_sample_dots(active.x_hat - x_new, delta) > 0)
+        t, weight = _momentum(active.t, restart)
         active.update(
-            z=z_new,
+            z=z, x=x_new, t=t,
+            x_hat=x_new + _per_sample(weight, ndim).astype(z.dtype) * delta,
             level=level + advance,
             level_iter=np.where(advance, 0, level_iter),
-            x=shrink(z_new, beta_z, p),
         )
         done = last & small_change
         active.retire(done, done, "x")
-    if active.index.size:
-        beta = beta_init * beta_rate ** active.level.astype(float)
-        active.update(x=shrink(active.z, _per_sample(beta, ndim).astype(init.dtype), p))
-        active.retire(np.ones(active.index.size, bool), np.zeros(active.index.size, bool), "x")
+    active.retire(np.ones(active.index.size, bool), np.zeros(active.index.size, bool), "x")
     return active.output, active.n_iter, active.converged
 
 
