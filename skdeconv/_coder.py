@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._connectivity import _make_connectivity
+from ._filters import patch_statistics, solve_filters_from_statistics
 from ._encode import (
     _COMMON_PARAMS,
     _SHAPE_CONSTRAINT,
@@ -30,6 +31,9 @@ from ._encode import (
     init_filters,
     map_shape_of,
 )
+
+# Projected-gradient steps on the running surrogate per partial_fit call.
+ONLINE_FILTER_STEPS = 30
 
 
 class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -260,11 +264,16 @@ default=None
     def partial_fit(self, X, y=None):
         """Update the filters with one mini-batch (online learning).
 
-        The first call sets the geometry, the connectivity, the input scale
-        and the initial filters from this batch.  Each call infers the maps
-        of the batch for the current filters and takes projected-gradient
-        steps on the filters for that batch (one epoch of ``fit``); the
-        memory used does not grow with the number of samples seen.
+        Online dictionary learning (Mairal et al., 2010) for convolutional
+        filters: the maps of the batch are inferred for the current filters,
+        the exact sufficient statistics of the filter problem
+        (``A_c = sum P_c' P_c`` and ``b_c = sum P_c' y_c`` over the valid
+        positions, ``P_c`` the map patches seen by channel ``c``) are blended
+        into running averages with scikit-learn's forgetting schedule, and the
+        filters minimise the resulting surrogate over unit-norm planes.  The
+        memory used does not grow with the number of samples seen.  The first
+        call sets the geometry, the connectivity, the input scale and the
+        initial filters from its batch.
 
         Parameters
         ----------
@@ -284,15 +293,40 @@ default=None
             self.filters_ = self._initialize(X, check_random_state(self.random_state))
             self.cost_history_ = np.empty(0)
             self.n_steps_ = 0
-            self.n_iter_ = 0
-        _, filters, history = self._learn(
-            self._images(X), self.filters_.astype(X.dtype), 1, FILTER_STEPS_PER_EPOCH
+        Y = self._images(X)
+        maps, _, _ = _encode(
+            Y, self.filters_, self.connectivity_, self.lmbda, self.p, self.solver,
+            self.max_iter, self.tol, None, self.n_jobs,
         )
-        self.filters_ = filters
-        self.cost_history_ = np.concatenate([self.cost_history_, history])
+        self._update_statistics(patch_statistics(
+            maps, Y, self.connectivity_, self.filters_.shape[2:]
+        ), len(X))
+        self.filters_ = solve_filters_from_statistics(
+            self.filters_, self.connectivity_, self._statistics, ONLINE_FILTER_STEPS
+        )
+        costs = _costs(
+            Y, maps, self.filters_, self.connectivity_, self.lmbda, self.p, self.n_jobs
+        )
+        self.cost_history_ = np.append(self.cost_history_, costs.mean())
         self.n_steps_ += 1
         self.n_iter_ = self.n_steps_
         return self
+
+    def _update_statistics(self, batch_statistics, batch_size):
+        """Running averages of the statistics, as MiniBatchDictionaryLearning."""
+        if self.n_steps_ == 0:
+            self._statistics = [(a / batch_size, b / batch_size) for a, b in batch_statistics]
+            return
+        step = self.n_steps_
+        if step < batch_size - 1:
+            theta = (step + 1) * batch_size
+        else:
+            theta = batch_size**2 + step + 1 - batch_size
+        forget = (theta + 1 - batch_size) / (theta + 1)
+        self._statistics = [
+            (forget * a + a_new / batch_size, forget * b + b_new / batch_size)
+            for (a, b), (a_new, b_new) in zip(self._statistics, batch_statistics)
+        ]
 
     # ------------------------------------------------------------ inference
     def _check_input(self, X):

@@ -1,5 +1,7 @@
 """Filter update with the maps fixed, and the unit-norm projection."""
 
+from math import prod
+
 import numpy as np
 
 from ._fft_ops import ConvOperator
@@ -105,4 +107,67 @@ def update_filters(filters, connectivity, maps, Y, n_steps, workers=1):
         moved[rows, cols] -= pair_steps * gradient.astype(filters.dtype, copy=False)
         filters = normalize_filters(moved, connectivity, fallback=filters)
         op = ConvOperator(filters, connectivity, image_shape, workers)
+    return filters
+
+
+def _map_patches(maps, filter_shape):
+    """Patches P[n, i, k, j] = z_nk[i + h - 1 - j] over valid positions i.
+
+    ``sum_{k, j} P[n, i, k, j] f_k[j]`` is the valid convolution of the maps
+    with the filters at output position ``i``.
+    """
+    n_axes = len(filter_shape)
+    spatial = tuple(range(2, 2 + n_axes))
+    windows = np.lib.stride_tricks.sliding_window_view(maps, filter_shape, axis=spatial)
+    flipped = windows[(Ellipsis,) + (slice(None, None, -1),) * n_axes]
+    # (n, K, *N, *h) -> (n, *N, K, *h)
+    return np.moveaxis(flipped, 1, 1 + n_axes)
+
+
+def patch_statistics(maps, Y, connectivity, filter_shape):
+    """Exact sufficient statistics of the filter problem for one batch.
+
+    For each channel c, with ``P_c`` the patches of the maps connected to c,
+    ``A_c = sum_n P_c' P_c`` and ``b_c = sum_n P_c' y_c``, so that
+    1/2 sum_n ||F z_n - y_n||^2 = sum_c 1/2 f_c' A_c f_c - b_c' f_c + const
+    for the stacked planes ``f_c = (f_kc)_{k: g[k, c] = 1}``.
+
+    Returns a list of (A_c, b_c) pairs, one per input channel.
+    """
+    statistics = []
+    for channel, column in enumerate(np.asarray(connectivity, bool).T):
+        size = int(column.sum()) * prod(filter_shape)
+        gram, moment = np.zeros((size, size)), np.zeros(size)
+        for sample_maps, sample in zip(maps, Y):
+            patches = _map_patches(sample_maps[None, column], filter_shape)
+            patches = patches.reshape(-1, size)
+            gram += patches.T @ patches
+            moment += patches.T @ sample[channel].ravel()
+        statistics.append((gram, moment))
+    return statistics
+
+
+def solve_filters_from_statistics(filters, connectivity, statistics, n_steps):
+    """Projected gradient on sum_c 1/2 f_c' A_c f_c - b_c' f_c, unit-norm planes.
+
+    Each channel is an independent problem with step 1 / ||A_c||_2; the
+    steps are monotone (see :func:`update_filters`).
+    """
+    filters = filters.copy()
+    filter_shape = filters.shape[2:]
+    for channel, (column, (gram, moment)) in enumerate(
+        zip(np.asarray(connectivity, bool).T, statistics)
+    ):
+        largest = float(np.linalg.eigvalsh(gram)[-1]) if gram.size else 0.0
+        if largest <= 0:
+            continue
+        planes = filters[column, channel].reshape(-1).astype(np.float64)
+        for _ in range(n_steps):
+            moved = planes - (gram @ planes - moment) / largest
+            moved = moved.reshape((-1,) + filter_shape)
+            norms = np.sqrt(np.sum(moved**2, axis=tuple(range(1, moved.ndim)), keepdims=True))
+            previous = planes.reshape(moved.shape)
+            planes = np.where(norms > 0, moved / np.where(norms > 0, norms, 1), previous)
+            planes = planes.reshape(-1)
+        filters[column, channel] = planes.reshape((-1,) + filter_shape)
     return filters
