@@ -42,18 +42,30 @@ def _shrink_fractional(values, beta, p, n_newton=30):
     magnitude = np.abs(values).astype(np.float64)
     threshold, _ = _threshold_fractional(beta, p)
     active = magnitude > threshold
-    v, b = magnitude[active], beta[active]
-    x = v.copy()
-    for _ in range(n_newton):
-        g = x - v + (p / b) * x ** (p - 1)
-        dg = 1 - (p * (1 - p) / b) * x ** (p - 2)
-        step = g / dg
-        x -= step
-        if np.all(np.abs(step) <= 1e-15 * x):
-            break
+    x = _newton_root(magnitude[active], beta[active], p, n_newton)
     out = np.zeros(values.shape, dtype=np.float64)
     out[active] = x
     return np.copysign(out, values).astype(values.dtype, copy=False)
+
+
+def _newton_root(v, beta, p, n_newton):
+    """Largest root of x - v + (p / beta) x^(p-1) = 0, per value, from x = v.
+
+    Each value stops once its own step is below machine precision, so its
+    result never depends on the other values of the array.
+    """
+    x = v.copy()
+    todo = np.arange(x.size)
+    for _ in range(n_newton):
+        xs, vs, bs = x[todo], v[todo], beta[todo]
+        g = xs - vs + (p / bs) * xs ** (p - 1)
+        dg = 1 - (p * (1 - p) / bs) * xs ** (p - 2)
+        step = g / dg
+        x[todo] = xs - step
+        todo = todo[np.abs(step) > 1e-15 * xs]
+        if not todo.size:
+            break
+    return x
 
 
 def penalty(maps, p, axis):
