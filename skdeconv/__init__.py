@@ -6,12 +6,14 @@ Zeiler, Krishnan, Taylor & Fergus, "Deconvolutional Networks", CVPR 2010.
 from ._coder import ConvSparseCoder
 from ._connectivity import make_connectivity
 from ._encode import conv_dict_learning, conv_sparse_encode
+from ._network import DeconvNetworkTransformer
 from .preprocessing import LocalContrastNormalizer, images_to_rows, rows_to_images
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ConvSparseCoder",
+    "DeconvNetworkTransformer",
     "conv_dict_learning",
     "conv_sparse_encode",
     "make_connectivity",
