@@ -64,13 +64,16 @@ _KERNEL_CHUNK_ELEMENTS = 2**22
 
 
 # --------------------------------------------------------------------------- helpers
+def _is_positive_int(value):
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 1
+
+
 def _check_levels(levels):
     """Return ``levels`` as a tuple of ints, or raise a ValueError."""
     levels = tuple(levels)
     valid = (
         len(levels) > 0
-        and all(isinstance(lv, Integral) and not isinstance(lv, bool) and lv >= 1
-                for lv in levels)
+        and all(_is_positive_int(lv) for lv in levels)
         and all(a < b for a, b in zip(levels, levels[1:]))
     )
     if not valid:
@@ -86,8 +89,7 @@ def _check_map_shape(map_shape, n_features):
     if map_shape is None:
         return 1, (n_features,)
     shape = tuple(map_shape)
-    if not shape or not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1
-                            for s in shape):
+    if not shape or not all(_is_positive_int(s) for s in shape):
         raise ValueError(
             f"map_shape must be None or a non-empty tuple of positive ints, got {map_shape!r}."
         )
@@ -1042,7 +1044,7 @@ def load_image_folder(path, *, image_size=(150, 150), as_gray=True):
             "pip install 'skdeconv[images]'."
         ) from exc
     size = tuple(image_size)
-    if len(size) != 2 or not all(isinstance(s, Integral) and s >= 1 for s in size):
+    if len(size) != 2 or not all(_is_positive_int(s) for s in size):
         raise ValueError(
             f"image_size must be (height, width) with positive ints, got {image_size!r}."
         )

@@ -14,6 +14,7 @@ matplotlib = pytest.importorskip(
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from skdeconv import ConvSparseCoder  # noqa: E402
 from skdeconv.plotting import (  # noqa: E402
     plot_cost_history,
     plot_feature_maps,
@@ -290,6 +291,22 @@ def test_plot_cost_history_errors():
         plot_cost_history(_Coder())
     with pytest.raises(ValueError, match=r"must be 1-D.*got shape \(2, 2\)"):
         plot_cost_history(np.ones((2, 2)))
+
+
+def test_plots_of_a_fitted_coder():
+    X = rng.normal(size=(3, 2 * 6 * 6))
+    coder = ConvSparseCoder(
+        n_filters=3, filter_shape=3, image_shape=(6, 6), n_epochs=2, random_state=0
+    ).fit(X)
+    fig = plot_filters(coder)
+    assert len(fig.axes) == 6  # 2 channels: one tile per (filter, channel)
+    np.testing.assert_array_equal(_image(fig.axes[1]), coder.filters_[0, 1])
+    ax = plot_cost_history(coder).axes[0]
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), coder.cost_history_)
+    fig = plot_feature_maps(
+        coder.transform(X[:1]), map_shape=coder.feature_map_shape_[1:]
+    )
+    assert len(fig.axes) == 3 and _image(fig.axes[0]).shape == (8, 8)
 
 
 # ---------------------------------------------------------- optional import

@@ -1,0 +1,754 @@
+"""skdeconv side by side with SPORCO and scikit-learn, in one process (issue 4).
+
+    python benchmarks/run.py                  # full run (about 10 minutes)
+    python benchmarks/run.py --quick          # tiny smoke run (CI)
+    python benchmarks/run.py --only inference,floor --output benchmarks/results.md
+
+Everything runs on one thread (BLAS, OpenMP, pyFFTW and scipy.fft), in
+float64 unless said otherwise; every time is the best of a few repeats.
+See benchmarks/README.md for what each section measures and why.
+"""
+
+import os
+
+# One thread everywhere, set before numpy is imported (SPORCO is 5-10x slower
+# on this 2-core machine when its pyFFTW plans use all cores).
+for _variable in (
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+):
+    os.environ.setdefault(_variable, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+from joblib import parallel_config  # noqa: E402
+from scipy import fft as sp_fft  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+import skdeconv  # noqa: E402
+from skdeconv import _solvers, conv_dict_learning, conv_sparse_encode  # noqa: E402
+from skdeconv._fft_ops import ConvOperator  # noqa: E402
+from skdeconv.datasets import load_zeiler2010  # noqa: E402
+from skdeconv.preprocessing import local_contrast_normalize  # noqa: E402
+
+try:
+    import sporco.fft
+    from sporco.admm import cbpdn
+    from sporco.dictlrn import cbpdndlmd
+except ImportError:  # the `bench` extra is missing: skdeconv columns only
+    sporco = None
+else:
+    if not hasattr(sporco.fft, "pyfftw_threads"):
+        raise RuntimeError("sporco.fft.pyfftw_threads not found: cannot pin SPORCO to one thread")
+    sporco.fft.pyfftw_threads = 1
+
+SECTIONS = ("inference", "learning", "sklearn", "floor", "float32", "jobs", "memory", "scaling")
+
+
+@dataclass(frozen=True)
+class Config:
+    repeats: int
+    # 1. map inference
+    image_size: int
+    n_filters: int
+    filter_size: int
+    trace_iter: int
+    optimum_iter: int
+    continuation_budgets: tuple
+    check_size: int
+    check_filters: int
+    check_iter_ours: int
+    check_iter_sporco: int
+    # 2./3. filter learning and the scikit-learn baseline
+    learn_images: int
+    learn_size: int
+    sporco_iters: tuple
+    max_epochs: int
+    coder_epochs: int
+    sklearn_epochs: int
+    # 4.-6. floor, float32, n_jobs
+    floor_iter: int
+    batch_images: int
+    batch_size: int
+    # 7. memory
+    memory_images: int
+    memory_size: int
+    memory_filters: int
+    # 8. scaling (empty = skipped)
+    scaling_counts: tuple
+    scaling_sizes: tuple
+
+
+FULL = Config(
+    repeats=3, image_size=128, n_filters=16, filter_size=8, trace_iter=700,
+    optimum_iter=3000, continuation_budgets=(60, 120, 240, 480, 960),
+    check_size=32, check_filters=4, check_iter_ours=20000, check_iter_sporco=3000,
+    learn_images=10, learn_size=100, sporco_iters=(100, 200), max_epochs=25,
+    coder_epochs=10, sklearn_epochs=5, floor_iter=200, batch_images=32, batch_size=64,
+    memory_images=1000, memory_size=64, memory_filters=32,
+    scaling_counts=(10, 100, 1000), scaling_sizes=(32, 64, 128, 256),
+)
+QUICK = Config(
+    repeats=1, image_size=32, n_filters=4, filter_size=8, trace_iter=150,
+    optimum_iter=1000, continuation_budgets=(30, 60),
+    check_size=16, check_filters=2, check_iter_ours=3000, check_iter_sporco=300,
+    learn_images=2, learn_size=32, sporco_iters=(10,), max_epochs=4,
+    coder_epochs=2, sklearn_epochs=1, floor_iter=20, batch_images=4, batch_size=32,
+    memory_images=20, memory_size=32, memory_filters=8,
+    scaling_counts=(), scaling_sizes=(),
+)
+
+
+@dataclass
+class Row:
+    """One line of the final table."""
+
+    section: str
+    skdeconv: str
+    anchor: str
+    ratio: float = float("nan")
+    target: str = ""
+    passed: object = None  # True, False or None (informative)
+
+    def cells(self):
+        passed = {True: "yes", False: "**no**", None: "-"}[self.passed]
+        ratio = "-" if np.isnan(self.ratio) else f"{self.ratio:.2f}"
+        return [self.section, self.skdeconv, self.anchor, ratio, self.target or "-", passed]
+
+
+def markdown_table(rows):
+    header = ["section", "skdeconv", "anchor", "ratio", "target", "pass?"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def check_ratio(ratio, bound, at_most=True):
+    if not np.isfinite(ratio):
+        return False
+    return bool(ratio <= bound) if at_most else bool(ratio >= bound)
+
+
+# ------------------------------------------------------------------ helpers
+def best_time(function, repeats):
+    """Smallest wall time of ``repeats`` calls (the machine is shared) and the result."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def per_iteration(run, n_iter, repeats):
+    """Seconds per iteration of ``run(max_iter)``: (t(3n) - t(n)) / 2n, set-up cancels."""
+    short, _ = best_time(lambda: run(n_iter), repeats)
+    long, _ = best_time(lambda: run(3 * n_iter), repeats)
+    return (long - short) / (2 * n_iter), short
+
+
+def first_within(gaps, tol):
+    """1-based index of the first relative gap <= tol, or None."""
+    hits = np.flatnonzero(np.asarray(gaps) <= tol)
+    return int(hits[0]) + 1 if hits.size else None
+
+
+def say(text=""):
+    print(text, flush=True)
+
+
+def unit_filters(n_filters, size, seed=0):
+    """Random normal planes of unit norm, (n_filters, 1, size, size)."""
+    filters = np.random.RandomState(seed).standard_normal((n_filters, 1, size, size))
+    return filters / np.sqrt(np.sum(filters**2, axis=(2, 3), keepdims=True))
+
+
+def camera(size):
+    """skimage's camera, resized, scaled to [0, 1], contrast-normalised."""
+    from skimage import data, transform
+
+    image = transform.resize(data.camera().astype(float), (size, size), anti_aliasing=True)
+    image = (image - image.min()) / (image.max() - image.min())
+    return local_contrast_normalize(image[None])[0]
+
+
+def fruit(n_images, size):
+    """The first fruit images, gray, top-left crop, contrast-normalised."""
+    images = load_zeiler2010("fruit", as_gray=True)[:n_images, :size, :size]
+    return local_contrast_normalize(images)
+
+
+def random_crops(images, n_crops, size, seed=0):
+    rng = np.random.RandomState(seed)
+    which = rng.randint(len(images), size=n_crops)
+    top = rng.randint(images.shape[1] - size + 1, size=n_crops)
+    left = rng.randint(images.shape[2] - size + 1, size=n_crops)
+    return np.stack([images[i, t:t + size, s:s + size] for i, t, s in zip(which, top, left)])
+
+
+def sporco_layout(images, filter_size):
+    """Zero-pad images (n, H, W) to (H + h - 1, W + h - 1, n) at the top left, and the mask."""
+    n, height, width = images.shape
+    padded = np.zeros((height + filter_size - 1, width + filter_size - 1, n))
+    padded[:height, :width] = np.moveaxis(images, 0, -1)
+    mask = np.zeros_like(padded)
+    mask[:height, :width] = 1.0
+    return padded, mask
+
+
+def from_sporco_maps(x, n_filters, shift):
+    """SPORCO coefficients (H, W, [n,] n_filters [+ AMS impulse]) -> our maps ([n,] K, H, W).
+
+    SPORCO's circular D*x on the padded grid, masked to the top-left image,
+    equals our valid convolution of the maps rolled by h - 1 on both axes.
+    """
+    maps = np.moveaxis(np.asarray(x)[..., :n_filters], (0, 1), (-2, -1))
+    return np.roll(maps, (shift, shift), axis=(-2, -1))
+
+
+# ---------------------------------------------------- 1. map inference
+class MapProblem:
+    """One image, fixed filters; costs in SPORCO's units (our cost / lambda)."""
+
+    def __init__(self, image, filters, lmbda):
+        self.image, self.filters, self.lmbda = image, filters, lmbda
+        self.n_filters, self.h = len(filters), filters.shape[-1]
+        self.X = image.reshape(1, -1)
+        self.op = ConvOperator(filters, np.ones((len(filters), 1), bool), image.shape)
+        self.D = np.ascontiguousarray(np.moveaxis(filters[:, 0], 0, -1))
+        self.S, self.W = (a[..., 0] for a in sporco_layout(image[None], self.h))
+
+    def cost(self, maps):
+        maps = maps.reshape((1, self.n_filters) + self.op.map_shape)
+        data = _solvers.objective(self.op, maps, self.image[None, None], self.lmbda, 1.0)
+        return float(data[0]) / self.lmbda
+
+    def encode(self, max_iter, tol, solver="fista", dtype=np.float64):
+        return conv_sparse_encode(
+            self.X.astype(dtype), self.filters.astype(dtype), image_shape=self.image.shape,
+            lmbda=self.lmbda, solver=solver, max_iter=max_iter, tol=tol,
+        )
+
+    def sporco(self, method, max_iter, **options):
+        cls = cbpdn.ConvBPDN if method == "AddMaskSim(ConvBPDN)" else cbpdn.ConvBPDNMaskDcpl
+        opt = cls.Options({"Verbose": False, "MaxMainIter": max_iter,
+                           "RelStopTol": 1e-14, **options})
+        if cls is cbpdn.ConvBPDN:
+            return cbpdn.AddMaskSim(cbpdn.ConvBPDN, self.D, self.S, self.W, 1 / self.lmbda, opt)
+        return cbpdn.ConvBPDNMaskDcpl(self.D, self.S, 1 / self.lmbda, self.W, opt)
+
+    def sporco_cost(self, x):
+        return self.cost(from_sporco_maps(np.squeeze(x), self.n_filters, self.h - 1))
+
+
+def fista_trace(problem, n_iter):
+    """Cost after each FISTA iteration, in one run.
+
+    FISTA calls ``shrink`` exactly once per iteration and its output is the
+    new iterate, so wrapping ``skdeconv._solvers.shrink`` records the exact
+    iterate sequence (the computation is unchanged; the final recorded cost
+    is checked against the returned maps).  Restarting FISTA with
+    ``max_iter=1..n`` from warm starts would be wrong: it loses momentum.
+    """
+    costs, original = [], _solvers.shrink
+
+    def recording(values, beta, p):
+        new = original(values, beta, p)
+        costs.append(problem.cost(new[0]))
+        return new
+
+    _solvers.shrink = recording
+    try:
+        maps = problem.encode(n_iter, tol=0.0)
+    finally:
+        _solvers.shrink = original
+    assert problem.cost(maps) == costs[-1], "the FISTA trace does not match its output"
+    return np.asarray(costs)
+
+
+def sporco_trace(problem, method, n_iter):
+    """Cost of SPORCO's sparse iterate after each iteration (Callback option)."""
+    costs = []
+
+    def record(solver):
+        costs.append(problem.sporco_cost(solver.getcoef()))
+
+    solver = problem.sporco(method, n_iter, Callback=record)
+    maps = from_sporco_maps(np.squeeze(solver.solve()), problem.n_filters, problem.h - 1)
+    return np.asarray(costs), maps
+
+
+@dataclass
+class SolverResult:
+    name: str
+    ms_per_iter: float
+    iterations: dict  # tol -> iterations (None = not reached)
+    seconds: dict  # tol -> seconds (inf = not reached)
+
+
+TOLS = (1e-3, 1e-4)
+
+
+def time_to_tols(gaps, run_for, repeats):
+    """Iterations and best wall time to every tolerance of TOLS."""
+    iterations = {tol: first_within(gaps, tol) for tol in TOLS}
+    seconds = {
+        tol: best_time(lambda k=k: run_for(k), repeats)[0] if k else float("inf")
+        for tol, k in iterations.items()
+    }
+    return iterations, seconds
+
+
+def bench_fista(problem, optimum, cfg):
+    gaps = (fista_trace(problem, cfg.trace_iter) - optimum) / optimum
+    iterations, seconds = time_to_tols(gaps, lambda k: problem.encode(k, 0.0), cfg.repeats)
+    per_iter, _ = per_iteration(lambda k: problem.encode(k, 0.0), cfg.floor_iter, cfg.repeats)
+    return SolverResult("skdeconv fista", 1e3 * per_iter, iterations, seconds)
+
+
+def bench_continuation(problem, optimum, cfg):
+    """``max_iter`` spreads CG steps over the beta levels, so the path depends
+    on it: every budget is a separate run from zero (a user's setting)."""
+    iterations, seconds = dict.fromkeys(TOLS), dict.fromkeys(TOLS, float("inf"))
+    gaps = []
+    for budget in cfg.continuation_budgets:
+        elapsed, maps = best_time(lambda b=budget: problem.encode(b, 0.0, "continuation"), 1)
+        gaps.append((problem.cost(maps) - optimum) / optimum)
+        for tol in TOLS:
+            if gaps[-1] <= tol and iterations[tol] is None:
+                iterations[tol], seconds[tol] = budget, elapsed
+    say(f"  continuation: budgets {cfg.continuation_budgets} -> gaps "
+        + ", ".join(f"{g:.1e}" for g in gaps))
+    return SolverResult("skdeconv continuation", 1e3 * elapsed / budget, iterations, seconds)
+
+
+def bench_sporco(problem, method, gaps, cfg):
+    def run_for(k):
+        return problem.sporco(method, k, FastSolve=True).solve()
+
+    iterations, seconds = time_to_tols(gaps, run_for, cfg.repeats)
+    per_iter, _ = per_iteration(run_for, cfg.floor_iter, cfg.repeats)
+    return SolverResult(f"SPORCO {method}", 1e3 * per_iter, iterations, seconds)
+
+
+def same_problem_check(cfg):
+    """Both libraries converged to a tight tolerance on a small problem of the
+    same geometry: maximum difference of the maps."""
+    problem = MapProblem(
+        camera(cfg.image_size)[:cfg.check_size, :cfg.check_size],
+        unit_filters(cfg.n_filters, cfg.filter_size)[:cfg.check_filters], 20.0,
+    )
+    ours = problem.encode(cfg.check_iter_ours, 1e-15).reshape(
+        (problem.n_filters,) + problem.op.map_shape)
+    solver = problem.sporco("AddMaskSim(ConvBPDN)", cfg.check_iter_sporco, FastSolve=True)
+    theirs = from_sporco_maps(np.squeeze(solver.solve()), problem.n_filters, problem.h - 1)
+    difference = float(np.abs(ours - theirs).max())
+    say(f"  same-problem check ({cfg.check_size}x{cfg.check_size}, {problem.n_filters} "
+        f"filters): max |maps_skdeconv - roll(maps_SPORCO, h-1)| = {difference:.2e} "
+        f"(max |map| {np.abs(ours).max():.2f}); costs {problem.cost(ours):.10f} vs "
+        f"{problem.cost(theirs):.10f}")
+    return difference
+
+
+def section_inference(cfg):
+    say("== 1. Map inference, fixed filters (costs in SPORCO's units: ours / lambda)")
+    problem = MapProblem(camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size), 20.0)
+    say(f"  camera {cfg.image_size}x{cfg.image_size}, {cfg.n_filters} filters "
+        f"{cfg.filter_size}x{cfg.filter_size}, lambda 20 (SPORCO lmbda 0.05)")
+    long_maps = problem.encode(cfg.optimum_iter, 1e-12)
+    candidates = {"skdeconv fista long": problem.cost(long_maps)}
+    sporco_costs = {}
+    if sporco is not None:
+        same_problem_check(cfg)
+        for method in ("AddMaskSim(ConvBPDN)", "ConvBPDNMaskDcpl"):
+            sporco_costs[method], maps = sporco_trace(problem, method, cfg.trace_iter)
+            candidates[f"SPORCO {method}"] = float(sporco_costs[method].min())
+            say(f"  {method}: {cfg.trace_iter} iterations, max |maps - ours(long)| = "
+                f"{np.abs(maps - long_maps.reshape(maps.shape)).max():.2e}")
+    optimum = min(candidates.values())
+    say("  optimal cost " + f"{optimum:.10f} = min of " + ", ".join(
+        f"{name}: {value:.10f}" for name, value in candidates.items()))
+    results = [bench_fista(problem, optimum, cfg), bench_continuation(problem, optimum, cfg)]
+    theirs = [
+        bench_sporco(problem, method, (costs - optimum) / optimum, cfg)
+        for method, costs in sporco_costs.items()
+    ]
+    say("  ms/it = (t(3n) - t(n)) / 2n; times to a tolerance include set-up; "
+        "None = not reached in the trace")
+    say(f"  {'solver':32s} {'ms/it':>7s} " + " ".join(
+        f"{'it->' + format(t, '.0e'):>9s} {'s->' + format(t, '.0e'):>8s}" for t in TOLS))
+    for result in results + theirs:
+        say(f"  {result.name:32s} {result.ms_per_iter:7.2f} " + " ".join(
+            f"{str(result.iterations[t]):>9s} {result.seconds[t]:8.3f}" for t in TOLS))
+    return inference_rows(results, theirs)
+
+
+def describe(result, tol):
+    name = result.name.split(" ", 1)[1]
+    if result.iterations[tol] is None:
+        return f"not reached ({name})"
+    return f"{result.seconds[tol]:.3f} s ({name}, {result.iterations[tol]} it)"
+
+
+def inference_rows(ours, theirs):
+    rows = []
+    for tol in TOLS:
+        best = min(ours, key=lambda r: r.seconds[tol])
+        label = f"1. map inference: s to {tol:.0e} of optimum"
+        mine = describe(best, tol)
+        if not theirs:
+            rows.append(Row(label, mine, "SPORCO missing"))
+            continue
+        anchor = min(theirs, key=lambda r: r.seconds[tol])
+        ratio = best.seconds[tol] / anchor.seconds[tol]
+        rows.append(Row(label, mine, describe(anchor, tol), ratio, "<= 0.5",
+                        check_ratio(ratio, 0.5)))
+    fista = ours[0]
+    if theirs:
+        anchor = min(theirs, key=lambda r: r.ms_per_iter)
+        rows.append(Row("1. map inference: ms per iteration", f"{fista.ms_per_iter:.2f} (fista)",
+                        f"{anchor.ms_per_iter:.2f} ({anchor.name[7:]})",
+                        fista.ms_per_iter / anchor.ms_per_iter))
+    return rows
+
+
+# ---------------------------------------------------- 2. filter learning
+def learning_data(cfg):
+    images = fruit(cfg.learn_images, cfg.learn_size)
+    filters = unit_filters(9, 7)
+    return images, filters
+
+
+def our_learning_cost(images, maps, filters, lmbda):
+    """sum over images of (our cost / lambda) = SPORCO's cost."""
+    op = ConvOperator(filters, np.ones((len(filters), 1), bool), images.shape[1:])
+    return float(_solvers.objective(op, maps, images[:, None], lmbda, 1.0).sum()) / lmbda
+
+
+def sporco_learning(images, filters, lmbda, iters):
+    """ConvBPDNMaskDictLearn (admm / cns): (iterations, cumulative seconds, cost)."""
+    S, W = sporco_layout(images, filters.shape[-1])
+    D0 = np.ascontiguousarray(np.moveaxis(filters[:, 0], 0, -1))
+    opt = cbpdndlmd.ConvBPDNMaskDictLearn.Options(
+        {"Verbose": False, "MaxMainIter": iters[0]}, xmethod="admm", dmethod="cns")
+    start = time.perf_counter()
+    learner = cbpdndlmd.ConvBPDNMaskDictLearn(
+        D0, S, 1 / lmbda, W, opt, xmethod="admm", dmethod="cns")
+    results, done, elapsed = [], 0, 0.0
+    for total in iters:
+        learner.opt["MaxMainIter"] = total - done
+        learner.solve()
+        elapsed += time.perf_counter() - start
+        done = total
+        D = np.squeeze(learner.getdict())
+        ours_filters = np.moveaxis(D, -1, 0)[:, None]
+        maps = from_sporco_maps(np.squeeze(learner.getcoef()), len(filters), filters.shape[-1] - 1)
+        results.append((total, elapsed, our_learning_cost(images, maps, ours_filters, lmbda)))
+        start = time.perf_counter()
+    return results
+
+
+def our_learning(images, filters, lmbda, n_epochs):
+    return conv_dict_learning(
+        images.reshape(len(images), -1), len(filters), filters.shape[-1],
+        image_shape=images.shape[1:], lmbda=lmbda, n_epochs=n_epochs, filters_init=filters,
+    )
+
+
+def section_learning(cfg):
+    say("== 2. Filter learning (costs in SPORCO's scale, summed over images)")
+    images, filters = learning_data(cfg)
+    lmbda = 10.0
+    say(f"  {len(images)} fruit images {images.shape[1]}x{images.shape[2]}, 9 filters 7x7, "
+        "lambda 10 (SPORCO lmbda 0.1); same random initial filters for both")
+    _, _, history = our_learning(images, filters, lmbda, cfg.max_epochs)
+    history = history * len(images) / lmbda  # mean of our per-sample cost -> SPORCO's sum
+    say("  skdeconv cost per epoch: " + ", ".join(f"{c:.1f}" for c in history))
+    if sporco is None:
+        return [Row("2. filter learning", f"{history[-1]:.1f} after {cfg.max_epochs} epochs",
+                    "SPORCO missing")]
+    rows = []
+    for iterations, seconds, cost in sporco_learning(images, filters, lmbda, cfg.sporco_iters):
+        say(f"  SPORCO {iterations} iterations: {seconds:.2f} s, cost {cost:.1f}")
+        epochs = first_within(history - cost, 0.0)
+        if epochs is None:
+            rows.append(Row(f"2. filter learning: s to SPORCO's {iterations}-it cost",
+                            f"not reached in {cfg.max_epochs} epochs ({history[-1]:.1f})",
+                            f"{seconds:.1f} s ({cost:.1f})", float("inf"), "<= 0.5", False))
+            continue
+        elapsed, _ = best_time(lambda e=epochs: our_learning(images, filters, lmbda, e), 1)
+        say(f"  skdeconv reaches it after {epochs} epochs: {elapsed:.2f} s")
+        ratio = elapsed / seconds
+        rows.append(Row(
+            f"2. filter learning: s to SPORCO's {iterations}-it cost",
+            f"{elapsed:.2f} s ({epochs} epochs, {history[epochs - 1]:.1f})",
+            f"{seconds:.2f} s ({cost:.1f})", ratio, "<= 0.5", check_ratio(ratio, 0.5),
+        ))
+    return rows
+
+
+# ---------------------------------------------------- 3. scikit-learn baseline
+def sklearn_baseline(images, alpha, n_epochs):
+    """MiniBatchDictionaryLearning on all 7x7 patches; images rebuilt by
+    averaging the overlapping reconstructed patches."""
+    from sklearn.decomposition import MiniBatchDictionaryLearning
+    from sklearn.feature_extraction.image import (
+        extract_patches_2d, reconstruct_from_patches_2d)
+
+    patches = np.concatenate([extract_patches_2d(image, (7, 7)) for image in images])
+    patches = patches.reshape(len(patches), -1)
+    model = MiniBatchDictionaryLearning(
+        n_components=9, alpha=alpha, max_iter=n_epochs, batch_size=256,
+        transform_algorithm="lasso_lars", transform_alpha=alpha, random_state=0,
+    )
+    start = time.perf_counter()
+    codes = model.fit(patches).transform(patches)
+    elapsed = time.perf_counter() - start
+    rebuilt = (codes @ model.components_).reshape(len(images), -1, 7, 7)
+    images_hat = np.stack([reconstruct_from_patches_2d(p, images.shape[1:]) for p in rebuilt])
+    return elapsed, relative_error(images, images_hat), np.count_nonzero(codes) / images.size
+
+
+def relative_error(reference, estimate):
+    return float(np.linalg.norm(estimate - reference) / np.linalg.norm(reference))
+
+
+def section_sklearn(cfg):
+    say("== 3. scikit-learn MiniBatchDictionaryLearning on 7x7 patches (non-convolutional)")
+    images, filters = learning_data(cfg)
+    X = images.reshape(len(images), -1)
+    coder = skdeconv.ConvSparseCoder(
+        9, 7, image_shape=images.shape[1:], lmbda=10.0, n_epochs=cfg.coder_epochs,
+        filters_init=filters,
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():  # max_iter is the default, as a user would run it
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        maps = coder.fit(X).transform(X)
+    ours_time = time.perf_counter() - start
+    ours_error = relative_error(X, coder.inverse_transform(maps))
+    ours_density = np.count_nonzero(maps) / X.size
+    theirs_time, theirs_error, theirs_density = sklearn_baseline(images, 0.1, cfg.sklearn_epochs)
+    say(f"  ConvSparseCoder (lambda 10, {cfg.coder_epochs} epochs): fit+transform "
+        f"{ours_time:.2f} s, relative error {ours_error:.3f}, {ours_density:.2f} non-zeros/pixel")
+    say(f"  MiniBatchDictionaryLearning (alpha 0.1, {cfg.sklearn_epochs} epochs, lasso_lars): "
+        f"fit+transform {theirs_time:.2f} s, relative error {theirs_error:.3f}, "
+        f"{theirs_density:.2f} non-zeros/pixel")
+    return [Row(
+        "3. vs sklearn patches: relative error (s)",
+        f"{ours_error:.3f} ({ours_time:.1f} s, {ours_density:.2f} nnz/px)",
+        f"{theirs_error:.3f} ({theirs_time:.1f} s, {theirs_density:.2f} nnz/px)",
+        ours_error / theirs_error,
+    )]
+
+
+# ---------------------------------------------------- 4. FFT floor
+def fft_floor(op, n_samples, repeats):
+    """Time of the 2 (K + C) real FFTs of one gradient step, batched as the solver does."""
+    rng = np.random.RandomState(0)
+    maps = rng.standard_normal((n_samples, op.n_filters) + op.map_shape)
+    images = rng.standard_normal((n_samples, op.n_channels) + op.image_shape)
+    map_spectra = sp_fft.rfftn(maps, s=op.fft_shape, axes=op.axes)
+    image_spectra = map_spectra[:, :op.n_channels]
+
+    def gradient_ffts():
+        sp_fft.rfftn(maps, s=op.fft_shape, axes=op.axes, workers=1)
+        sp_fft.irfftn(image_spectra, s=op.fft_shape, axes=op.axes, workers=1)
+        sp_fft.rfftn(images, s=op.fft_shape, axes=op.axes, workers=1)
+        sp_fft.irfftn(map_spectra, s=op.fft_shape, axes=op.axes, workers=1)
+
+    return best_time(lambda: [gradient_ffts() for _ in range(20)], repeats)[0] / 20
+
+
+def section_floor(cfg):
+    say("== 4. FFT floor: per-iteration time of FISTA vs the 2 (K + C) real FFTs of a step")
+    problem = MapProblem(camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size), 20.0)
+    floor = fft_floor(problem.op, 1, 5 * cfg.repeats)
+    short = cfg.floor_iter
+    per_iter, t_short = per_iteration(lambda k: problem.encode(k, 0.0), short, cfg.repeats)
+    say(f"  fft_shape {problem.op.fft_shape}, K={problem.n_filters}, C=1: floor "
+        f"{1e3 * floor:.3f} ms, fista {1e3 * per_iter:.3f} ms/iteration "
+        f"(set-up {1e3 * (t_short - short * per_iter):.1f} ms)")
+    ratio = per_iter / floor
+    return [Row("4. fista ms/iteration vs FFT floor", f"{1e3 * per_iter:.2f} ms",
+                f"{1e3 * floor:.2f} ms", ratio, "<= 1.5", check_ratio(ratio, 1.5))]
+
+
+# ---------------------------------------------------- 5. float32
+def section_float32(cfg):
+    say("== 5. float32 vs float64, map inference end to end (tol 1e-4)")
+    problem = MapProblem(camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size), 20.0)
+    times, costs = {}, {}
+    for dtype in (np.float64, np.float32):
+        times[dtype], maps = best_time(
+            lambda d=dtype: problem.encode(10 * cfg.trace_iter, 1e-4, dtype=d), cfg.repeats)
+        costs[dtype] = problem.cost(maps.astype(np.float64))
+        say(f"  {np.dtype(dtype).name}: {times[dtype]:.3f} s, cost {costs[dtype]:.6f}")
+    ratio = times[np.float64] / times[np.float32]
+    return [Row("5. float32 speed-up (t64 / t32)", f"{times[np.float32]:.3f} s (float32)",
+                f"{times[np.float64]:.3f} s (float64)", ratio, ">= 1.6",
+                check_ratio(ratio, 1.6, at_most=False))]
+
+
+# ---------------------------------------------------- 6. n_jobs
+def section_jobs(cfg):
+    say(f"== 6. n_jobs=2 vs n_jobs=1 on {cfg.batch_images} images "
+        f"{cfg.batch_size}x{cfg.batch_size} (tol 1e-4, max_iter 200)")
+    images = load_zeiler2010("all", as_gray=True)
+    X = random_crops(local_contrast_normalize(images), cfg.batch_images, cfg.batch_size)
+    X = X.reshape(len(X), -1)
+    filters = unit_filters(cfg.n_filters, cfg.filter_size)
+
+    def encode(n_jobs):
+        return conv_sparse_encode(X, filters, image_shape=(cfg.batch_size,) * 2, lmbda=20.0,
+                                  n_jobs=n_jobs)
+
+    serial, reference = best_time(lambda: encode(1), cfg.repeats)
+    times = {}
+    for backend in ("loky", "threading"):
+        with parallel_config(backend=backend):
+            encode(2)  # start the workers
+            times[backend], maps = best_time(lambda: encode(2), cfg.repeats)
+        say(f"  {backend}: {times[backend]:.3f} s vs {serial:.3f} s serial "
+            f"-> throughput x{serial / times[backend]:.2f}; same maps as n_jobs=1: "
+            f"{np.array_equal(maps, reference)}")
+    backend = min(times, key=times.get)
+    ratio = serial / times[backend]
+    return [Row("6. n_jobs=2 throughput (t1 / t2)", f"{times[backend]:.2f} s ({backend})",
+                f"{serial:.2f} s (n_jobs=1)", ratio, ">= 1.8",
+                check_ratio(ratio, 1.8, at_most=False))]
+
+
+# ---------------------------------------------------- 7. memory
+MEMORY_SCRIPT = textwrap.dedent("""
+    import json, resource, sys
+    import numpy as np
+    from skdeconv import conv_sparse_encode
+    n, size, k = (int(v) for v in sys.argv[1:4])
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((n, size * size))
+    filters = rng.standard_normal((k, 1, 8, 8))
+    conv_sparse_encode(X[:2], filters, image_shape=(size, size), max_iter=2)  # warm imports
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    maps = conv_sparse_encode(X, filters, image_shape=(size, size), max_iter=3, tol=0.0)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"before": before, "after": after, "output": maps.nbytes}))
+""")
+
+
+def peak_memory(n_images, size, n_filters):
+    completed = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, str(n_images), str(size), str(n_filters)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def section_memory(cfg):
+    n, size, k = cfg.memory_images, cfg.memory_size, cfg.memory_filters
+    say(f"== 7. Peak memory of transform: {n} images {size}x{size}, {k} filters 8x8, "
+        "float64, 3 iterations (memory does not depend on them), in a subprocess")
+    rows = []
+    for count in (n // 4, n):
+        usage = peak_memory(count, size, k)
+        extra = usage["after"] - usage["before"]
+        say(f"  {count} images: output {usage['output'] / 2**20:.0f} MiB, peak RSS "
+            f"{usage['after'] / 2**20:.0f} MiB, {extra / 2**20:.0f} MiB above the RSS before "
+            f"the call -> working set {(extra - usage['output']) / 2**20:.0f} MiB beyond the output")
+    ratio = extra / usage["output"]
+    working = extra - usage["output"]
+    rows.append(Row(
+        "7. transform peak RSS increase / output size",
+        f"{extra / 2**20:.0f} MiB", f"output {usage['output'] / 2**20:.0f} MiB", ratio,
+        "output + <= 512 MiB", bool(working <= 512 * 2**20),
+    ))
+    return rows
+
+
+# ---------------------------------------------------- 8. scaling
+def fit_time(images, cfg):
+    """conv_dict_learning with a fixed amount of work per image (tol=0)."""
+    X = images.reshape(len(images), -1)
+    elapsed, _ = best_time(lambda: conv_dict_learning(
+        X, 9, 7, image_shape=images.shape[1:], lmbda=10.0, n_epochs=2, max_iter=20, tol=0.0,
+        random_state=0), 1)
+    return elapsed
+
+
+def section_scaling(cfg):
+    if not cfg.scaling_counts:
+        say("== 8. Scaling: skipped in --quick mode")
+        return []
+    say("== 8. Scaling of fit (9 filters 7x7, 2 epochs x 20 FISTA iterations, tol=0)")
+    gray = local_contrast_normalize(load_zeiler2010("all", as_gray=True))
+    per_image = []
+    for count in cfg.scaling_counts:
+        elapsed = fit_time(random_crops(gray, count, 32), cfg)
+        per_image.append(elapsed / count)
+        say(f"  {count:5d} crops 32x32: {elapsed:7.2f} s, {1e3 * per_image[-1]:.2f} ms/image")
+    big = camera(512)
+    per_pixel = []
+    for size in cfg.scaling_sizes:
+        elapsed = fit_time(random_crops(big[None], 4, size), cfg)
+        per_pixel.append(elapsed / (4 * size * size))
+        say(f"  4 crops {size:3d}x{size:3d}: {elapsed:7.2f} s, "
+            f"{1e6 * per_pixel[-1]:.2f} us/pixel")
+    count_ratio = per_image[-1] / per_image[0]
+    size_ratio = per_pixel[-1] / per_pixel[0]
+    return [
+        Row("8. fit time per image, 1000 vs 10 crops", f"{1e3 * per_image[-1]:.2f} ms",
+            f"{1e3 * per_image[0]:.2f} ms", count_ratio, "~1 (linear)",
+            check_ratio(count_ratio, 1.5)),
+        Row(f"8. fit time per pixel, {cfg.scaling_sizes[-1]}^2 vs {cfg.scaling_sizes[0]}^2",
+            f"{1e6 * per_pixel[-1]:.2f} us", f"{1e6 * per_pixel[0]:.2f} us", size_ratio,
+            "~1 (linear)", check_ratio(size_ratio, 1.5)),
+    ]
+
+
+# ------------------------------------------------------------------ main
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help="comma-separated sections among: " + ", ".join(SECTIONS))
+    parser.add_argument("--output", help="also write the table (Markdown) to this file")
+    args = parser.parse_args(argv)
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(args.only) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose among {list(SECTIONS)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    say(f"skdeconv {skdeconv.__version__}, numpy {np.__version__}, "
+        f"SPORCO {'missing' if sporco is None else sporco.__version__}; "
+        f"{'quick' if args.quick else 'full'} run, one thread")
+    start = time.perf_counter()
+    rows = []
+    for name in SECTIONS:
+        if name in args.only:
+            section_start = time.perf_counter()
+            rows += globals()[f"section_{name}"](cfg)
+            say(f"  ({time.perf_counter() - section_start:.1f} s)\n")
+    table = markdown_table(rows)
+    say(table)
+    say(f"\ntotal {time.perf_counter() - start:.1f} s")
+    if args.output:
+        with open(args.output, "w") as stream:
+            stream.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""
+Caltech-101 with Deconvolutional Network features
+=================================================
+
+The object recognition protocol of Zeiler et al. (CVPR 2010) on your own copy
+of Caltech-101 (``101_ObjectCategories``: one folder per class):
+
+1. images resized to 150x150 gray levels, locally contrast normalised;
+2. a 2-layer Deconvolutional Network (9 maps 7x7 "full", 45 maps 7x7 "singles
+   and pairs") learnt on a few training images;
+3. dense descriptors from the layer-1 and layer-2 maps: 16x16 patches every
+   8 pixels, ``|maps|`` averaged on a 4x4 grid
+   (:class:`~skdeconv.pooling.DenseMapDescriptors`);
+4. a k-means codebook and spatial pyramid histograms over 1x1, 2x2 and 4x4 cells
+   (:class:`~skdeconv.pooling.BagOfWordsPyramid`);
+5. an SVM with the histogram intersection kernel
+   (:func:`~skdeconv.pooling.intersection_kernel`), trained on ``--n-train``
+   images per class and tested on up to ``--n-test`` others per class.
+
+It prints the mean per-class recall (the accuracy the paper reports: 58.6%
+with 15 training images per class, 66.9% with 30). Run it as::
+
+    python examples/caltech101_protocol.py --data-dir path/to/101_ObjectCategories \\
+        --n-train 30 --n-test 50 --seed 0
+
+It needs Pillow (``pip install "skdeconv[images]"``) and takes hours on the full
+set (map inference of ~8000 images of 150x150 through two layers); try
+``--max-classes 5 --image-size 64`` first. The documentation build does not run it.
+"""
+
+import argparse
+import time
+
+import numpy as np
+from sklearn.frozen import FrozenEstimator
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import SVC
+
+from skdeconv import DeconvNetworkTransformer
+from skdeconv.pooling import (
+    BagOfWordsPyramid,
+    DenseMapDescriptors,
+    intersection_kernel,
+    load_image_folder,
+)
+from skdeconv.preprocessing import images_to_rows, local_contrast_normalize
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Caltech-101 protocol of Zeiler et al. (CVPR 2010) with skdeconv."
+    )
+    parser.add_argument("--data-dir", required=True,
+                        help="folder with one sub-folder of images per class")
+    parser.add_argument("--n-train", type=int, default=30,
+                        help="training images per class (the paper: 15 or 30)")
+    parser.add_argument("--n-test", type=int, default=50,
+                        help="at most this many test images per class")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the split")
+    parser.add_argument("--image-size", type=int, default=150, help="side of the images")
+    parser.add_argument("--max-classes", type=int, default=None,
+                        help="use only the first classes (quick runs)")
+    parser.add_argument("--n-network-images", type=int, default=50,
+                        help="training images the network learns its filters from")
+    parser.add_argument("--n-epochs", type=int, default=5,
+                        help="filter learning epochs per layer")
+    parser.add_argument("--max-iter", type=int, default=200,
+                        help="map inference iterations")
+    parser.add_argument("--n-words", type=int, default=200, help="codebook size")
+    parser.add_argument("--C", type=float, default=1.0, help="SVM regularisation")
+    parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs")
+    return parser.parse_args(argv)
+
+
+def split_per_class(y, n_train, n_test, rng):
+    """Indices of ``n_train`` random training and up to ``n_test`` test images per class."""
+    train, test = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        if len(members) <= n_train:
+            raise ValueError(
+                f"class {label} has {len(members)} images, not more than n_train={n_train}."
+            )
+        train.extend(members[:n_train])
+        test.extend(members[n_train:n_train + n_test])
+    return np.array(train), np.array(test)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rng = np.random.RandomState(args.seed)
+    start = time.perf_counter()
+
+    images, y, class_names = load_image_folder(
+        args.data_dir, image_size=(args.image_size, args.image_size)
+    )
+    if args.max_classes is not None:
+        keep = y < args.max_classes
+        images, y, class_names = images[keep], y[keep], class_names[:args.max_classes]
+    X = images_to_rows(local_contrast_normalize(images))
+    train, test = split_per_class(y, args.n_train, args.n_test, rng)
+    print(f"{len(class_names)} classes, {len(train)} training and {len(test)} test images")
+
+    network = DeconvNetworkTransformer(
+        n_filters=(9, 45), filter_shape=7, connectivity=("full", "singles_and_pairs"),
+        image_shape=(args.image_size, args.image_size), max_iter=args.max_iter,
+        n_epochs=args.n_epochs, n_jobs=args.n_jobs, random_state=args.seed,
+    )
+    subset = rng.choice(train, min(args.n_network_images, len(train)), replace=False)
+    network.fit(X[subset])
+    print(f"network learnt from {len(subset)} images ({time.perf_counter() - start:.0f} s)")
+
+    model = make_pipeline(
+        BagOfWordsPyramid(DenseMapDescriptors(FrozenEstimator(network), layers=(1, 2)),
+                          n_words=args.n_words, levels=(1, 2, 4), random_state=args.seed),
+        SVC(kernel=intersection_kernel, C=args.C),
+    )
+    model.fit(X[train], y[train])
+    accuracy = balanced_accuracy_score(y[test], model.predict(X[test]))
+    print(f"mean per-class recall: {100 * accuracy:.1f}% "
+          f"({args.n_train} training images per class, {time.perf_counter() - start:.0f} s)")
+    return accuracy
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""scikit-learn's estimator checks, with no expected failures."""
+
+import pytest
+from sklearn.utils.estimator_checks import (
+    check_dataframe_column_names_consistency,
+    check_get_feature_names_out_error,
+    check_param_validation,
+    check_set_output_transform,
+    check_transformer_get_feature_names_out,
+    parametrize_with_checks,
+)
+
+from skdeconv import ConvSparseCoder
+
+# the instances are kept small and fast, so inference may stop at max_iter
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _estimators():
+    """Small, fast instances covering both solvers and p < 1 (1-D default geometry)."""
+    common = dict(n_filters=2, filter_shape=3, n_epochs=2, max_iter=50, random_state=0)
+    return [
+        ConvSparseCoder(**common),
+        ConvSparseCoder(solver="continuation", **common),
+        ConvSparseCoder(p=0.5, **common),
+    ]
+
+
+@parametrize_with_checks(_estimators())
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+SEPARATE_CHECKS = [
+    check_param_validation,
+    check_set_output_transform,
+    check_transformer_get_feature_names_out,
+    check_get_feature_names_out_error,
+    check_dataframe_column_names_consistency,
+]
+
+
+@pytest.mark.parametrize("check", SEPARATE_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("estimator", _estimators(), ids=lambda e: f"{e.solver}-p{e.p}")
+def test_separate_checks(estimator, check):
+    pytest.importorskip("pandas")
+    check(type(estimator).__name__, estimator)
