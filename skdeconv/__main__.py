@@ -43,10 +43,10 @@ PAPER = {
     "crop": None,
     "n_filters": (9, 45, 150),
     "filter_shape": 7,
-    "lmbda": (10.0, 20.0, 20.0),
-    "max_iter": (100, 50, 30),
+    "lmbda": (10.0, 20.0, 30.0),
+    "max_iter": (50, 50, 40),
     "tol": (1e-3, 1e-3, 3e-3),
-    "n_epochs": (6, 3, 2),
+    "n_epochs": (30, 5, 2),
 }
 # --quick: a smoke test of the whole job in a few seconds.
 QUICK = {

@@ -42,6 +42,8 @@ def _channel_lipschitz(map_spectra, connectivity):
     cache = {}
     for channel, column in enumerate(np.asarray(connectivity, bool).T):
         key = column.tobytes()
+        if not column.any():
+            cache[key] = 0.0
         if key not in cache:
             selected = flat[:, column]
             gram = np.einsum("nkf,nlf->fkl", np.conj(selected), selected)

@@ -16,7 +16,7 @@ from ._shrinkage import penalty, shrink
 
 def _sample_dots(x, y):
     """Inner product of every sample of x with the same sample of y."""
-    return np.einsum("ij,ij->i", x.reshape(len(x), -1), y.reshape(len(y), -1))
+    return np.vecdot(x.reshape(len(x), -1), y.reshape(len(y), -1))
 
 
 def _sample_norms(x):

@@ -567,9 +567,8 @@ def _patch_cell_means(maps, image_shape, starts, patch_size, grid):
     r0, r1, c0, c1 = rows[:, :-1], rows[:, 1:], cols[:, :-1], cols[:, 1:]
     boxes = corner(r1, c1) - corner(r0, c1) - corner(r1, c0) + corner(r0, c0)
     means = boxes / np.multiply.outer(sizes, sizes)[:, None, :]
-    n, n_maps = maps.shape[:2]
     means = means.transpose(0, 2, 4, 1, 3, 5)  # (n, rows, cols, maps, grid, grid)
-    return means.reshape(n, len(starts[0]) * len(starts[1]), -1).astype(maps.dtype)
+    return means.reshape(len(maps), len(starts[0]) * len(starts[1]), -1).astype(maps.dtype)
 
 
 class DenseMapDescriptors(TransformerMixin, BaseEstimator):
@@ -642,7 +641,7 @@ class DenseMapDescriptors(TransformerMixin, BaseEstimator):
     >>> X = np.random.RandomState(0).rand(3, 24 * 24)
     >>> net = DeconvNetworkTransformer(n_filters=(2, 3), filter_shape=3,
     ...                                connectivity="full", image_shape=(24, 24),
-    ...                                max_iter=3, n_epochs=1, random_state=0)
+    ...                                max_iter=100, tol=1e-2, n_epochs=1, random_state=0)
     >>> desc = DenseMapDescriptors(net).fit(X)
     >>> desc.descriptor_shape_   # 2 x 2 patches; (2 + 3) maps * 16 cells
     (4, 80)
@@ -839,7 +838,7 @@ class BagOfWordsPyramid(TransformerMixin, BaseEstimator):
     >>> X, y = rng.rand(8, 24 * 24), np.repeat([0, 1], 4)
     >>> net = DeconvNetworkTransformer(n_filters=(2, 3), filter_shape=3,
     ...                                connectivity="full", image_shape=(24, 24),
-    ...                                max_iter=3, n_epochs=1, random_state=0)
+    ...                                max_iter=100, tol=1e-2, n_epochs=1, random_state=0)
     >>> bow = BagOfWordsPyramid(DenseMapDescriptors(net), n_words=5, levels=(1, 2),
     ...                         random_state=0)
     >>> model = make_pipeline(bow, SVC(kernel=intersection_kernel)).fit(X, y)
@@ -867,8 +866,9 @@ class BagOfWordsPyramid(TransformerMixin, BaseEstimator):
 
     def _describe(self, X):
         """Descriptors ``(n, n_patches, n_dims)`` of images, by batches."""
+        shape = self.descriptors_.descriptor_shape_
         return np.concatenate(
-            [self.descriptors_.transform(X[batch]).reshape(-1, *self.descriptors_.descriptor_shape_)
+            [self.descriptors_.transform(X[batch]).reshape(-1, *shape)
              for batch in gen_batches(len(X), self.batch_size)]
         )
 

@@ -360,6 +360,14 @@ def test_x_not_modified_and_fitted_attributes_untouched():
     coder.partial_fit(X_ro)
 
 
+def test_transform_independent_of_batch():
+    coder, X = _rgb_coder()
+    maps = coder.transform(X)
+    order = np.array([2, 0, 3, 1])
+    np.testing.assert_array_equal(coder.transform(X[order]), maps[order])
+    np.testing.assert_array_equal(coder.transform(X[1:2]), maps[1:2])
+
+
 def test_n_jobs_gives_same_maps():
     X = _fruit_rows(16)[:5]
     coder = ConvSparseCoder(

@@ -10,7 +10,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skdeconv import ConvSparseCoder
+from skdeconv import ConvSparseCoder, DeconvNetworkTransformer
 
 # the instances are kept small and fast, so inference may stop at max_iter
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -23,6 +23,10 @@ def _estimators():
         ConvSparseCoder(**common),
         ConvSparseCoder(solver="continuation", **common),
         ConvSparseCoder(p=0.5, **common),
+        DeconvNetworkTransformer(
+            n_filters=(3, 2), filter_shape=3, connectivity=("full", "full"),
+            n_epochs=1, max_iter=20, random_state=0,
+        ),
     ]
 
 
@@ -41,7 +45,7 @@ SEPARATE_CHECKS = [
 
 
 @pytest.mark.parametrize("check", SEPARATE_CHECKS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("estimator", _estimators(), ids=lambda e: f"{e.solver}-p{e.p}")
+@pytest.mark.parametrize("estimator", _estimators(), ids=lambda e: f"{type(e).__name__}-{e.solver}-p{e.p}")
 def test_separate_checks(estimator, check):
     pytest.importorskip("pandas")
     check(type(estimator).__name__, estimator)

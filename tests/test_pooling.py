@@ -350,7 +350,7 @@ def test_dense_map_descriptors_layers_from_the_top():
     "network, params, message",
     [
         (FakeNetwork((18, 18)), {"layers": (3,)}, r"layers must hold layer numbers in 1\.\.2"),
-        (FakeNetwork((12, 18)), {}, r"patch_size=16 is larger than the images of shape \(12, 18\)"),
+        (FakeNetwork((12, 18)), {}, r"patch_size=16 is larger than the images of shape \(12,"),
         (FakeNetwork((18, 18)), {"grid": 17}, "grid=17 cells per side do not fit"),
         (FakeNetwork((324,)), {}, r"set image_shape=\(H, W\) on the network"),
     ],

@@ -13,8 +13,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import skdeconv
-from skdeconv import ConvSparseCoder
+from skdeconv import ConvSparseCoder, DeconvNetworkTransformer
 from skdeconv.pooling import (
     BagOfWordsPyramid,
     DenseMapDescriptors,
@@ -25,10 +24,6 @@ from skdeconv.pooling import (
 )
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "caltech101_protocol.py"
-needs_network = pytest.mark.skipif(
-    not hasattr(skdeconv, "DeconvNetworkTransformer"),
-    reason="skdeconv.DeconvNetworkTransformer is not written yet",
-)
 # Few iterations on purpose: these tests check plumbing, not convergence.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -92,13 +87,12 @@ def _png_tree(root, n_per_class=5, size=(28, 28)):
 
 
 def _network(image_shape):
-    return skdeconv.DeconvNetworkTransformer(
+    return DeconvNetworkTransformer(
         n_filters=(2, 3), filter_shape=3, connectivity="full", image_shape=image_shape,
         max_iter=10, n_epochs=1, random_state=0,
     )
 
 
-@needs_network
 def test_dense_descriptors_of_a_network_are_its_cropped_cell_means():
     X = np.random.RandomState(1).rand(3, 20 * 20)
     desc = DenseMapDescriptors(_network((20, 20)), patch_size=8, step=4, grid=2).fit(X)
@@ -112,7 +106,6 @@ def test_dense_descriptors_of_a_network_are_its_cropped_cell_means():
     assert_allclose(got[:, 1 * 4 + 2, 2 * 4 + 0 * 4 + 2], expected)
 
 
-@needs_network
 def test_caltech_pipeline_on_a_png_tree(tmp_path):
     _png_tree(tmp_path)
     images, y, _ = load_image_folder(tmp_path, image_size=(24, 24))
@@ -128,7 +121,6 @@ def test_caltech_pipeline_on_a_png_tree(tmp_path):
     assert model.score(X, y) >= 0.8
 
 
-@needs_network
 def test_caltech_example_script_runs(tmp_path, capsys):
     _png_tree(tmp_path, n_per_class=4)
     spec = importlib.util.spec_from_file_location("caltech101_protocol", EXAMPLE)

@@ -29,11 +29,17 @@ def _fruit(size):
     return crop[:, None]
 
 
-def _fruit_problem(size=48, n_filters=4, filter_size=5, seed=0):
+def _fruit_filters(n_filters=4, filter_size=5, seed=0):
+    """Random unit-norm filter planes (n_filters, 1, h, h) and a full connectivity."""
     g = np.ones((n_filters, 1), dtype=bool)
     filters = random_filters(
         n_filters, 1, (filter_size, filter_size), g, np.random.RandomState(seed), np.float64
     )
+    return filters, g
+
+
+def _fruit_problem(size=48, n_filters=4, filter_size=5, seed=0):
+    filters, g = _fruit_filters(n_filters, filter_size, seed)
     return ConvOperator(filters, g, (size, size)), _fruit(size)
 
 
@@ -122,8 +128,7 @@ def test_fista_kkt_on_fruit():
 def test_conv_sparse_encode_kkt_on_fruit():
     """The public function reaches the same optimality (default solver)."""
     op, Y = _fruit_problem(size=32, seed=3)
-    filters = np.fft.irfftn(op.pair_spectra, s=op.fft_shape, axes=(-2, -1))[:, :5, :5]
-    filters = filters.reshape(4, 1, 5, 5)
+    filters, _ = _fruit_filters(seed=3)
     rows = conv_sparse_encode(
         Y[:2].reshape(2, -1), filters, image_shape=(32, 32), lmbda=LMBDA,
         max_iter=5000, tol=1e-8,
@@ -233,9 +238,8 @@ def test_per_sample_bit_identical(solver, p):
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
 def test_float32_in_float32_out(solver):
     op64, Y = _fruit_problem(size=24)
-    g = np.ones((4, 1), bool)
-    filters32 = np.fft.irfftn(op64.pair_spectra, s=op64.fft_shape, axes=(-2, -1))[:, :5, :5]
-    op32 = ConvOperator(filters32.reshape(4, 1, 5, 5).astype(np.float32), g, (24, 24))
+    filters, g = _fruit_filters()
+    op32 = ConvOperator(filters.astype(np.float32), g, (24, 24))
     Y32 = Y[:2].astype(np.float32)
     maps32, _, _ = SOLVERS[solver](op32, Y32, LMBDA, 1.0, _zeros(op32, 2).astype(np.float32), 2000, 1e-5)
     maps64, _, _ = SOLVERS[solver](op64, Y[:2], LMBDA, 1.0, _zeros(op64, 2), 2000, 1e-5)
