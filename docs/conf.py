@@ -31,9 +31,11 @@ default_role = "obj"
 
 # -- autodoc / autosummary / numpydoc -----------------------------------------
 autosummary_generate = True  # stubs go to docs/generated (the :toctree: option)
-# Methods inherited from scikit-learn (get_params, set_output, ...) are left to
+# Methods inherited from scikit-learn (get_params, set_output, ...) and the
+# metadata-routing setters it generates (set_<method>_request) are left to
 # scikit-learn's documentation: their docstrings link to labels of its docs.
 autodoc_default_options = {"members": True}
+_SKLEARN_GENERATED = re.compile(r"set_\w+_request$")
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 # ``:term:`fit``` in docstrings points at scikit-learn's glossary, which cannot
@@ -93,5 +95,10 @@ html_theme_options = {
 html_static_path = []
 
 
+def _skip_sklearn_generated(app, what, name, obj, skip, options):
+    return True if _SKLEARN_GENERATED.match(name) else None
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _escape_shapes, priority=400)
+    app.connect("autodoc-skip-member", _skip_sklearn_generated)

@@ -43,7 +43,7 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     ``transform`` infers the sparse feature maps of new samples for the
     learned filters and ``inverse_transform`` reconstructs samples from maps.
     Each sample ``y`` (``C`` channels) is explained by ``K`` maps ``z_k``
-    minimising (Zeiler et al., CVPR 2010)
+    minimising (Zeiler et al., CVPR 2010)::
 
         lambda/2 * sum_c ||sum_k g[k,c] conv_valid(z_k, f_kc) - y_c||^2
         + sum_k |z_k|_p^p

@@ -224,7 +224,7 @@ def conv_sparse_encode(
 ):
     """Infer sparse feature maps of X for FIXED filters.
 
-    Every sample is solved independently for
+    Every sample is solved independently for::
 
         lambda/2 * sum_c ||sum_k g[k,c] conv_valid(z_k, f_kc) - x_c||^2
         + sum_k |z_k|_p^p
@@ -318,7 +318,7 @@ def conv_dict_learning(
     """Learn convolutional filters and sparse maps of X (one layer).
 
     Alternates, for ``n_epochs``, map inference for every sample (warm
-    started) and projected-gradient steps on the filters, to minimise
+    started) and projected-gradient steps on the filters, to minimise::
 
         sum_n lambda/2 * sum_c ||sum_k g[k,c] conv_valid(z_nk, f_kc) - x_nc||^2
               + sum_k |z_nk|_p^p
