@@ -124,8 +124,9 @@ def _encode(Y, filters, connectivity, lmbda, p, solver, max_iter, tol, init, n_j
 
 
 def _cost_chunk(filters, connectivity, Y, maps, lmbda, p):
-    op = ConvOperator(filters, connectivity, Y.shape[2:])
-    return objective(op, maps, Y, lmbda, p)
+    with threadpool_limits(limits=1, user_api="blas"):
+        op = ConvOperator(filters, connectivity, Y.shape[2:])
+        return objective(op, maps, Y, lmbda, p)
 
 
 def _costs(Y, maps, filters, connectivity, lmbda, p, n_jobs):

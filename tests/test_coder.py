@@ -1,7 +1,6 @@
 """ConvSparseCoder: shapes, exact reconstruction, optimality, dtypes, errors."""
 
 import copy
-import re
 from functools import lru_cache
 
 import numpy as np
@@ -55,8 +54,11 @@ def _brute_reconstruct(rows, filters, g, map_shape):
 
 def _brute_costs(coder, X, maps):
     """lambda/2 ||F z - x||^2 + sum |z|^p per sample, by direct convolution."""
-    recon = _brute_reconstruct(maps, coder.filters_, coder.connectivity_, coder.feature_map_shape_[1:])
-    return 0.5 * coder.lmbda * np.sum((recon - X) ** 2, axis=1) + np.sum(np.abs(maps) ** coder.p, axis=1)
+    recon = _brute_reconstruct(
+        maps, coder.filters_, coder.connectivity_, coder.feature_map_shape_[1:]
+    )
+    data = 0.5 * coder.lmbda * np.sum((recon - X) ** 2, axis=1)
+    return data + np.sum(np.abs(maps) ** coder.p, axis=1)
 
 
 def _plane_norms(filters):
@@ -130,7 +132,9 @@ def test_rgb_custom_connectivity():
     np.testing.assert_allclose(recon, _brute_reconstruct(maps, coder.filters_, g, (14, 14)), atol=1e-12)
 
 
-@pytest.mark.parametrize("preset, n_filters", [("singles_and_pairs", 6), ("random_pairs", 5), ("random_1", 4)])
+@pytest.mark.parametrize(
+    "preset, n_filters", [("singles_and_pairs", 6), ("random_pairs", 5), ("random_1", 4)]
+)
 def test_rgb_presets(preset, n_filters):
     X = _fruit_rows(8, as_gray=False)[:3]
     coder = ConvSparseCoder(
@@ -172,7 +176,8 @@ def test_transform_kkt_on_fruit():
     ])
     violation = np.where(z == 0, np.maximum(np.abs(gradient) - 1, 0), np.abs(gradient + np.sign(z)))
     p99 = np.percentile(violation, 99)
-    print(f"\ntransform KKT on fruit 32x32 (4 learned 5x5 filters): p99 {p99:.2e}, max {violation.max():.2e}, "
+    print(f"\ntransform KKT on fruit 32x32 (4 learned 5x5 filters): p99 {p99:.2e}, "
+          f"max {violation.max():.2e}, "
           f"density {np.mean(z != 0):.3f}")
     assert 0.01 < np.mean(z != 0) < 0.9
     assert p99 < 1e-5
@@ -181,7 +186,9 @@ def test_transform_kkt_on_fruit():
 @pytest.mark.parametrize("p", [1.0, 0.8])
 def test_score_is_minus_mean_cost(p):
     X = _signals(n_features=25, seed=2)
-    coder = ConvSparseCoder(n_filters=3, filter_shape=4, lmbda=3.0, p=p, n_epochs=2, random_state=0).fit(X)
+    coder = ConvSparseCoder(
+        n_filters=3, filter_shape=4, lmbda=3.0, p=p, n_epochs=2, random_state=0
+    ).fit(X)
     maps = coder.transform(X)
     expected = -np.mean(_brute_costs(coder, X, maps))
     assert coder.score(X) == pytest.approx(expected, rel=1e-12)
@@ -314,7 +321,10 @@ def test_partial_fit_deterministic_and_masked():
     """Online learning honours the connectivity and the seed."""
     X = _fruit_rows(8, as_gray=False)
     g = RGB_CONNECTIVITY.astype(bool)
-    params = dict(n_filters=4, filter_shape=3, image_shape=(8, 8), connectivity=g, max_iter=40, random_state=0)
+    params = dict(
+        n_filters=4, filter_shape=3, image_shape=(8, 8), connectivity=g, max_iter=40,
+        random_state=0,
+    )
     first, second = ConvSparseCoder(**params), ConvSparseCoder(**params)
     for batch in (X[:4], X[4:8]):
         first.partial_fit(batch)
@@ -380,11 +390,16 @@ def test_n_jobs_gives_same_maps():
 
 def test_scale_input_round_trip():
     X = _signals(n_features=16, seed=8) * 40
-    coder = ConvSparseCoder(n_filters=2, filter_shape=3, scale_input=True, n_epochs=1, random_state=0).fit(X)
+    coder = ConvSparseCoder(
+        n_filters=2, filter_shape=3, scale_input=True, n_epochs=1, random_state=0
+    ).fit(X)
     assert coder.input_scale_ == pytest.approx(np.abs(X).max())
     maps = coder.transform(X)
-    expected = _brute_reconstruct(maps, coder.filters_, coder.connectivity_, (18,)) * coder.input_scale_
-    np.testing.assert_allclose(coder.inverse_transform(maps), expected, rtol=1e-12, atol=1e-12 * np.abs(X).max())
+    expected = _brute_reconstruct(maps, coder.filters_, coder.connectivity_, (18,))
+    expected *= coder.input_scale_
+    np.testing.assert_allclose(
+        coder.inverse_transform(maps), expected, rtol=1e-12, atol=1e-12 * np.abs(X).max()
+    )
     # maps are those of X / scale for an unscaled coder with the same filters
     plain = conv_sparse_encode(X / coder.input_scale_, coder.filters_)
     np.testing.assert_allclose(maps, plain, atol=1e-12)

@@ -25,7 +25,9 @@ def _plane_norms(filters):
     return np.sqrt(np.sum(filters**2, axis=tuple(range(2, filters.ndim))))
 
 
-def _problem(image_shape=(12, 10), filter_shape=(3, 4), n_filters=3, n_channels=2, n_samples=4, seed=0):
+def _problem(
+    image_shape=(12, 10), filter_shape=(3, 4), n_filters=3, n_channels=2, n_samples=4, seed=0
+):
     rng = np.random.RandomState(seed)
     g = np.array([[1, 0], [1, 1], [0, 1]], dtype=bool)[:n_filters, :n_channels]
     if n_channels == 1:
@@ -132,7 +134,9 @@ def test_update_filters_unit_norm_zeros_and_monotone(n_channels):
     assert np.all(np.diff(costs) <= 1e-12 * costs[0]), np.diff(costs)
     assert costs[-1] < costs[0] * 0.99
     # several steps in one call equal the same steps one by one
-    np.testing.assert_allclose(update_filters(filters, g, maps, Y, n_steps=15), current, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        update_filters(filters, g, maps, Y, n_steps=15), current, rtol=1e-10, atol=1e-12
+    )
     # inputs untouched, a new array returned
     np.testing.assert_array_equal(filters, filters_in)
     np.testing.assert_array_equal(maps, maps_in)
@@ -155,7 +159,9 @@ def test_update_filters_recovers_true_filters():
 
 def test_update_filters_float32():
     _, g, filters, maps, Y = _problem(seed=3)
-    out = update_filters(filters.astype(np.float32), g, maps.astype(np.float32), Y.astype(np.float32), 3)
+    out = update_filters(
+        filters.astype(np.float32), g, maps.astype(np.float32), Y.astype(np.float32), 3
+    )
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, update_filters(filters, g, maps, Y, 3), atol=1e-4)
 
@@ -205,7 +211,9 @@ def test_patch_statistics_exact_quadratic(image_shape, filter_shape):
         np.testing.assert_allclose(gram, gram.T, rtol=1e-14)
         quadratic += 0.5 * f_c @ gram @ f_c - moment @ f_c
         pairs = np.flatnonzero(op.mixer.channel_of_pair == c)  # sorted by map
-        np.testing.assert_allclose(gram @ f_c - moment, gradient[pairs].ravel(), rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(
+            gram @ f_c - moment, gradient[pairs].ravel(), rtol=1e-9, atol=1e-10
+        )
     np.testing.assert_allclose(quadratic, _data_cost(filters, g, maps, Y), rtol=1e-11)
 
 
@@ -222,6 +230,8 @@ def test_solve_filters_from_statistics_monotone_and_same_limit():
         np.testing.assert_array_equal(current[~g], 0)
         costs.append(_data_cost(current, g, maps, Y))
     assert np.all(np.diff(costs) <= 1e-12 * costs[0])
-    np.testing.assert_allclose(solve_filters_from_statistics(filters, g, statistics, 10), current, rtol=1e-12)
+    np.testing.assert_allclose(
+        solve_filters_from_statistics(filters, g, statistics, 10), current, rtol=1e-12
+    )
     limit = solve_filters_from_statistics(filters, g, statistics, 3000)
     np.testing.assert_allclose(update_filters(filters, g, maps, Y, 3000), limit, atol=1e-7)

@@ -6,6 +6,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 from scipy import signal
+from threadpoolctl import threadpool_limits
 
 from skdeconv import conv_sparse_encode
 from skdeconv._fft_ops import ConvOperator
@@ -17,6 +18,14 @@ from skdeconv.preprocessing import local_contrast_normalize
 
 LMBDA = 5.0
 SOLVERS = {"fista": fista, "continuation": continuation}
+
+
+@pytest.fixture(autouse=True)
+def _single_blas_thread():
+    """Call the solvers as ``_encode`` does: one BLAS thread (threaded BLAS
+    dot products of one sample are ~100x slower on a loaded 2-core machine)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @lru_cache(maxsize=None)
