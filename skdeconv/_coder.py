@@ -69,9 +69,11 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Weight of the reconstruction term.
     p : float in (0, 1], default=1.0
         Exponent of the sparsity penalty (1 = soft shrinkage).
-    solver : {'fista', 'continuation'}, default='fista'
-        Map inference: FISTA with adaptive restart (fastest here), or the
-        paper's beta continuation with conjugate-gradient steps.
+    solver : {'fista', 'admm', 'continuation'}, default='fista'
+        Map inference: FISTA with adaptive restart (fastest for the paper's
+        sparse regime, lambda ~ 1), ADMM in the Fourier domain with mask
+        decoupling (fastest for dense maps, lambda >~ 10), or the paper's
+        beta continuation with conjugate-gradient steps.
     max_iter : int, default=200
         Iterations of map inference per sample, in ``transform`` and in each
         epoch of ``fit``; read at call time.

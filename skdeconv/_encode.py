@@ -250,14 +250,16 @@ def conv_sparse_encode(
         Weight of the reconstruction term (> 0).
     p : float in (0, 1], default=1.0
         Exponent of the sparsity penalty.
-    solver : {'fista', 'continuation'}, default='fista'
-        FISTA with adaptive restart, or the paper's beta continuation with
-        conjugate-gradient z-steps.
+    solver : {'fista', 'admm', 'continuation'}, default='fista'
+        FISTA with adaptive restart; ADMM with mask decoupling in the Fourier
+        domain (Wohlberg 2016), faster when lambda is large (dense maps); or
+        the paper's beta continuation with conjugate-gradient z-steps.
     max_iter : int, default=200
-        Iterations per sample (gradient steps for FISTA, CG steps over the
+        Iterations per sample (gradient steps for FISTA, ADMM iterations, CG steps over the
         whole beta schedule for continuation).
     tol : float, default=1e-4
-        Stop a sample when ``||z_t - z_{t-1}|| <= tol * ||z_t||``.
+        Stop a sample when ``||z_t - z_{t-1}|| <= tol * ||z_t||`` (for ADMM:
+        when its relative primal and dual residuals are both ``<= tol``).
     init : array-like of shape (n_samples, n_filters * prod(map_shape)), \
 default=None
         Warm start; zeros when None.

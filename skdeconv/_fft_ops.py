@@ -136,19 +136,52 @@ class ConvOperator:
         mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra)
         return np.ascontiguousarray(self.irfft(mixed)[self._maps])
 
+    def synthesis_spectra(self, map_spectra):
+        """Spectrum of the circular synthesis D x on the FFT grid: (n, C, *freq)."""
+        return self.mixer.to_channels(map_spectra, self.pair_spectra)
+
+    def circular_adjoint_spectra(self, channel_spectra):
+        """Spectrum of D^H r for r on the FFT grid: (n, K, *freq)."""
+        return self.mixer.to_maps(channel_spectra, self.conj_spectra)
+
+    @cached_property
+    def conj_spectra(self):
+        return np.conj(self.pair_spectra)
+
     @cached_property
     def lipschitz(self):
         """max over frequencies of ||F_hat(w)||_2^2, an upper bound of ||F||^2."""
-        return self._largest_filter_eigenvalue()
+        return max(
+            float(np.linalg.eigvalsh(gram)[:, -1].max())
+            for _, gram in self._filter_grams()
+        )
 
-    def _largest_filter_eigenvalue(self, block_size=2**21):
-        """F_hat(w) is the (C x K) filter matrix at frequency w; it is assembled
-        densely in blocks of frequencies to bound memory.
+    @cached_property
+    def woodbury_inverse(self):
+        """(I + D(w) D(w)^H)^{-1} per frequency, shape (C, C, *freq).
+
+        With it, (I + D^H D)^{-1} b = b - D^H (I + D D^H)^{-1} D b on the FFT
+        grid (the x-step of ADMM).
+        """
+        n_freq = int(np.prod(self.pair_spectra.shape[1:]))
+        inverse = np.empty((n_freq, self.n_channels, self.n_channels), self.pair_spectra.dtype)
+        identity = np.eye(self.n_channels)
+        for block, gram in self._filter_grams(channel_side=True):
+            inverse[block] = np.linalg.inv(identity + gram)
+        freq_shape = self.pair_spectra.shape[1:]
+        return np.moveaxis(inverse, 0, -1).reshape(
+            (self.n_channels, self.n_channels) + freq_shape
+        )
+
+    def _filter_grams(self, channel_side=False, block_size=2**21):
+        """Yield (frequency slice, Gram) of the (C x K) filter matrices D(w).
+
+        The Gram is D D^H (C x C) when ``channel_side`` or C <= K, else D^H D;
+        matrices are assembled densely in blocks of frequencies to bound memory.
         """
         flat = self.pair_spectra.reshape(len(self.pair_spectra), -1).T
         rows, cols = self.mixer.channel_of_pair, self.mixer.map_of_pair
         step = max(1, block_size // (self.n_channels * self.n_filters))
-        largest = 0.0
         for start in range(0, flat.shape[0], step):
             block = flat[start : start + step]
             dense = np.zeros(
@@ -156,6 +189,7 @@ class ConvOperator:
             )
             dense[:, rows, cols] = block
             adjoint = np.conj(np.swapaxes(dense, 1, 2))
-            gram = dense @ adjoint if self.n_channels <= self.n_filters else adjoint @ dense
-            largest = max(largest, float(np.linalg.eigvalsh(gram)[:, -1].max()))
-        return largest
+            if channel_side or self.n_channels <= self.n_filters:
+                yield slice(start, start + step), dense @ adjoint
+            else:
+                yield slice(start, start + step), adjoint @ dense

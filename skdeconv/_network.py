@@ -76,7 +76,10 @@ class _LayerMapsTransform:
 
 
 class DeconvNetworkTransformer(
-    _LayerMapsTransform, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    _LayerMapsTransform,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
 ):
     """A Deconvolutional Network: convolutional sparse coding layers, stacked.
 
@@ -123,7 +126,7 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         tuple); larger means denser maps.
     p : float or tuple of float, default=1.0
         Exponent of the sparsity penalty, in (0, 1], per layer if a tuple.
-    solver : {'fista', 'continuation'} or tuple, default='fista'
+    solver : {'fista', 'admm', 'continuation'} or tuple, default='fista'
         Map inference of every layer (see :class:`ConvSparseCoder`).
     max_iter : int or tuple of int, default=200
         Iterations of map inference per sample, per layer if a tuple.
@@ -334,7 +337,8 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         return int(layer) if layer > 0 else n_layers + 1 + int(layer)
 
     def _layer_numbers(self, layers):
-        if isinstance(layers, (str, Integral)) or not np.iterable(layers) or not len(layers):
+        is_sequence = np.iterable(layers) and not isinstance(layers, str)
+        if not is_sequence or not len(layers):
             raise ValueError(
                 f"layers must be a non-empty sequence of layer numbers, got {layers!r}."
             )

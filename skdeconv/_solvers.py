@@ -188,4 +188,120 @@ def continuation(
     return active.output, active.n_iter, active.converged
 
 
-SOLVERS = {"fista": fista, "continuation": continuation}
+def _on_grid(op, arrays, n_planes):
+    """Zero-pad arrays (n, planes, *shape) at the origin of the FFT grid."""
+    out = np.zeros((len(arrays), n_planes) + op.fft_shape, dtype=arrays.dtype)
+    out[(Ellipsis,) + tuple(slice(0, m) for m in arrays.shape[2:])] = arrays
+    return out
+
+
+class _MaskedAdmmSteps:
+    """The per-iteration algebra of ADMM with mask decoupling, for one op."""
+
+    def __init__(self, op):
+        self.op = op
+        window = tuple(
+            slice(h - 1, h - 1 + n) for n, h in zip(op.image_shape, op.filter_shape)
+        )
+        self.mask = np.zeros(op.fft_shape, dtype=bool)
+        self.mask[window] = True
+        self.window = (Ellipsis,) + window
+
+    def synthesis(self, maps):
+        """D x on the FFT grid (circular)."""
+        return self.op.irfft(self.op.synthesis_spectra(self.op.rfft(maps)))
+
+    def x_step(self, data_target, map_target):
+        """argmin_x ||D x - data_target||^2 + ||x - map_target||^2.
+
+        Returns x and D x, both on the FFT grid.
+        """
+        op = self.op
+        rhs = op.circular_adjoint_spectra(op.rfft(data_target)) + op.rfft(map_target)
+        reduced = np.einsum("cd...,nd...->nc...", op.woodbury_inverse, op.synthesis_spectra(rhs))
+        rhs -= op.circular_adjoint_spectra(reduced)
+        return op.irfft(rhs), op.irfft(reduced)
+
+
+def admm(
+    op, Y, lmbda, p, init, max_iter, tol,
+    relaxation=1.8, rho_scaling=2.0, residual_ratio=10.0, rho_period=10,
+):
+    """ADMM with mask decoupling in the Fourier domain (Wohlberg 2016).
+
+    Solves the same problem scaled by 1 / lambda,
+    min 1/2 ||W(D x) - y||^2 + (1/lambda) |x|^p, with the circular synthesis
+    D on the FFT grid and the mask W of the valid window, by splitting
+    D x = y0 (data) and x = y1 (sparse maps): the x-step is exact per
+    frequency (Woodbury on the C x C system), y0 is a masked average and y1
+    a shrinkage.  Over-relaxation 1.8 and residual balancing of each
+    sample's own penalty rho as in SPORCO.  A sample stops when its primal
+    and dual residuals, relative to ||A x|| and ||rho u||, are both
+    ``<= tol``.  Returns the sparse maps ``y1`` cropped to the map shape.
+    """
+    steps = _MaskedAdmmSteps(op)
+    n_samples, ndim = len(Y), init.ndim
+    data = np.zeros((n_samples, op.n_channels) + op.fft_shape, dtype=Y.dtype)
+    data[steps.window] = Y
+    sparse = _on_grid(op, init, op.n_filters)
+    active = _ActiveSet(
+        n_samples, init.copy(), y0=steps.synthesis(sparse), y1=sparse,
+        u0=np.zeros_like(data), u1=np.zeros_like(sparse), data=data,
+        rho=np.full(n_samples, 50.0 / lmbda + 1.0),
+    )
+    crop = (Ellipsis,) + tuple(slice(0, m) for m in init.shape[2:])
+    for iteration in range(1, max_iter + 1):
+        if not active.index.size:
+            break
+        y0, y1, u0, u1 = active.y0, active.y1, active.u0, active.u1
+        rho = _per_sample(active.rho, ndim).astype(y1.dtype)
+        x, dx = steps.x_step(y0 - u0, y1 - u1)
+        scale = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
+        # residuals r = A x - y, then the relaxed v = y + alpha r + u
+        x -= y1
+        dx -= y0
+        primal = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
+        v1 = _relaxed(x, relaxation, y1, u1)
+        v0 = _relaxed(dx, relaxation, y0, u0)
+        y0_new = np.where(steps.mask, (active.data + rho * v0) / (1 + rho), v0)
+        y1_new = shrink(v1, rho * lmbda, p)
+        y0 -= y0_new
+        y1 -= y1_new
+        dual = active.rho * np.sqrt(_sample_dots(y0, y0) + _sample_dots(y1, y1))
+        u0, u1 = np.subtract(v0, y0_new, out=v0), np.subtract(v1, y1_new, out=v1)
+        dual_scale = active.rho * np.sqrt(_sample_dots(u0, u0) + _sample_dots(u1, u1))
+        primal_rel = primal / np.maximum(scale, np.finfo(float).tiny)
+        dual_rel = dual / np.maximum(dual_scale, np.finfo(float).tiny)
+        if iteration % rho_period == 0:
+            factor = _rho_factor(primal_rel, dual_rel, residual_ratio, rho_scaling)
+            u0 /= _per_sample(factor, ndim).astype(u0.dtype)
+            u1 /= _per_sample(factor, ndim).astype(u1.dtype)
+            active.update(rho=active.rho * factor)
+        converged = (primal_rel <= tol) & (dual_rel <= tol)
+        active.count(1)
+        active.update(y0=y0_new, y1=y1_new, u0=u0, u1=u1)
+        if converged.any():
+            active.update(maps=y1_new[crop])
+            active.retire(converged, converged, "maps")
+    active.update(maps=active.y1[crop])
+    active.retire(np.ones(active.index.size, bool), np.zeros(active.index.size, bool), "maps")
+    return active.output, active.n_iter, active.converged
+
+
+def _relaxed(residual, relaxation, previous, dual):
+    """previous + relaxation * residual + dual, in the residual's buffer."""
+    residual *= relaxation
+    residual += previous
+    residual += dual
+    return residual
+
+
+def _rho_factor(primal_rel, dual_rel, residual_ratio, rho_scaling):
+    """Residual balancing: grow rho when the primal residual dominates."""
+    factor = np.ones(len(primal_rel))
+    factor[primal_rel > residual_ratio * dual_rel] = rho_scaling
+    factor[dual_rel > residual_ratio * primal_rel] = 1 / rho_scaling
+    return factor
+
+
+SOLVERS = {"fista": fista, "continuation": continuation, "admm": admm}

@@ -12,12 +12,11 @@ from skdeconv import conv_sparse_encode
 from skdeconv._fft_ops import ConvOperator
 from skdeconv._filters import random_filters
 from skdeconv._shrinkage import shrink
-from skdeconv._solvers import continuation, fista, objective
+from skdeconv._solvers import SOLVERS, admm, continuation, fista, objective
 from skdeconv.datasets import load_zeiler2010
 from skdeconv.preprocessing import local_contrast_normalize
 
 LMBDA = 5.0
-SOLVERS = {"fista": fista, "continuation": continuation}
 
 
 @pytest.fixture(autouse=True)
@@ -145,6 +144,19 @@ def test_conv_sparse_encode_kkt_on_fruit():
     maps = rows.reshape((2, 4) + op.map_shape)
     violation = _kkt_violation(op, maps, Y[:2], LMBDA)
     assert np.percentile(violation, 99) < 1e-5
+
+
+def test_admm_kkt_on_fruit():
+    """ADMM (mask decoupling) reaches the same optimum: KKT and FISTA's cost."""
+    op, Y, fista_maps, _, _ = _fista_solution()
+    maps, n_iter, converged = admm(op, Y, LMBDA, 1.0, np.zeros_like(fista_maps), 5000, 1e-7)
+    assert converged.all()
+    violation = _kkt_violation(op, maps, Y, LMBDA)
+    print(f"\nADMM KKT: {int(n_iter.max())} iterations, violation p99 {np.percentile(violation, 99):.2e}")
+    assert np.percentile(violation, 99) < 1e-5
+    np.testing.assert_allclose(
+        objective(op, maps, Y, LMBDA, 1.0), objective(op, fista_maps, Y, LMBDA, 1.0), rtol=1e-7
+    )
 
 
 def test_continuation_matches_fista_cost_on_fruit():
