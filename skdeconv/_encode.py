@@ -255,8 +255,8 @@ def conv_sparse_encode(
         domain (Wohlberg 2016), faster when lambda is large (dense maps); or
         the paper's beta continuation with conjugate-gradient z-steps.
     max_iter : int, default=200
-        Iterations per sample (gradient steps for FISTA, ADMM iterations, CG steps over the
-        whole beta schedule for continuation).
+        Iterations per sample: gradient steps (FISTA), iterations (ADMM) or
+        CG steps over the whole beta schedule (continuation).
     tol : float, default=1e-4
         Stop a sample when ``||z_t - z_{t-1}|| <= tol * ||z_t||`` (for ADMM:
         when its relative primal and dual residuals are both ``<= tol``).
