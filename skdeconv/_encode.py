@@ -16,7 +16,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
-from ._fft_ops import ConvOperator, fft_shape_for
+from ._fft_ops import ConvOperator
 from ._filters import normalize_filters, random_filters, update_filters
 from ._solvers import SOLVERS, objective
 
@@ -96,10 +96,14 @@ def _chunk_slices(n_samples, n_jobs, bytes_per_sample):
     return list(gen_even_slices(n_samples, min(n_samples, n_chunks)))
 
 
-def _encode_chunk(filters, connectivity, Y, init, lmbda, p, solver, max_iter, tol):
+def _encode_chunk(op, Y, init, lmbda, p, solver, max_iter, tol):
     with threadpool_limits(limits=1, user_api="blas"):
-        op = ConvOperator(filters, connectivity, Y.shape[2:])
         return SOLVERS[solver](op, Y, lmbda, p, init, max_iter, tol)
+
+
+# The filter-only quantities each solver needs, computed once per call and
+# shipped to the workers with the operator.
+_SOLVER_PRECOMPUTE = {"fista": "lipschitz", "admm": "woodbury_inverse"}
 
 
 def _encode(Y, filters, connectivity, lmbda, p, solver, max_iter, tol, init, n_jobs):
@@ -108,15 +112,16 @@ def _encode(Y, filters, connectivity, lmbda, p, solver, max_iter, tol, init, n_j
     Returns the maps, the iterations of each sample and their convergence.
     """
     n_samples = len(Y)
-    map_shape = map_shape_of(Y.shape[2:], filters.shape[2:])
+    op = ConvOperator(filters, connectivity, Y.shape[2:])
+    if solver in _SOLVER_PRECOMPUTE:
+        with threadpool_limits(limits=1, user_api="blas"):
+            getattr(op, _SOLVER_PRECOMPUTE[solver])
     if init is None:
-        init = np.zeros((n_samples, len(filters)) + map_shape, dtype=Y.dtype)
-    spectrum_bytes = len(filters) * prod(fft_shape_for(map_shape)) * Y.itemsize
+        init = np.zeros((n_samples, len(filters)) + op.map_shape, dtype=Y.dtype)
+    spectrum_bytes = len(filters) * prod(op.fft_shape) * Y.itemsize
     slices = _chunk_slices(n_samples, n_jobs, _WORKING_ARRAYS * spectrum_bytes)
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_encode_chunk)(
-            filters, connectivity, Y[s], init[s], lmbda, p, solver, max_iter, tol
-        )
+        delayed(_encode_chunk)(op, Y[s], init[s], lmbda, p, solver, max_iter, tol)
         for s in slices
     )
     maps, n_iter, converged = (np.concatenate(parts) for parts in zip(*results))

@@ -56,6 +56,13 @@ class _PairMixer:
                 plane += buffer
         return out
 
+    def pair_correlations(self, map_spectra, channel_spectra):
+        """sum_n conj(A_nk) B_nc for every pair (k, c): (n_pairs, ...)."""
+        out = np.empty((len(self.map_of_pair),) + map_spectra.shape[2:], map_spectra.dtype)
+        for pair, (k, c) in enumerate(zip(self.map_of_pair, self.channel_of_pair)):
+            np.sum(np.conj(map_spectra[:, k]) * channel_spectra[:, c], axis=0, out=out[pair])
+        return out
+
     def to_channels(self, map_spectra, pair_spectra):
         """sum_k g[k,c] A_k B_kc for A (n, K, ...) and B (n_pairs, ...)."""
         return self._accumulate(
