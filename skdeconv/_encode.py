@@ -24,7 +24,7 @@ from ._solvers import SOLVERS, objective
 # the size of the maps' spectra live at once inside a solver).
 _CHUNK_BYTES = 2**28
 _WORKING_ARRAYS = 12
-FILTER_STEPS_PER_EPOCH = 10
+FILTER_STEPS_PER_EPOCH = 30
 
 _SHAPE_CONSTRAINT = [Interval(Integral, 1, None, closed="left"), tuple, list]
 

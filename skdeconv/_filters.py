@@ -65,13 +65,14 @@ def _filter_gradient(op, map_spectra, Y):
     return op.irfft(correlations)[crop], 0.5 * float(np.vdot(residual, residual).real)
 
 
-def update_filters(filters, connectivity, maps, Y, n_steps, workers=1):
+def update_filters(filters, connectivity, maps, Y, n_steps, workers=1, rtol=1e-6):
     """Projected gradient steps on the filters, maps fixed.
 
     Minimises 1/2 sum_n ||F(f) z_n - y_n||^2 (lambda only scales it) over
     unit-norm planes, with a step of 1 / L_c per input channel c.  Each step
     is monotone: the projection onto the sphere minimises the quadratic
-    upper model of the cost.  (The paper's conjugate gradient on the
+    upper model of the cost.  Stops early once a step lowers the cost by
+    less than ``rtol`` relatively.  (The paper's conjugate gradient on the
     unconstrained least squares followed by normalisation reached higher
     costs here: 1166 vs 1134 on the fruit images after 20 epochs.)
 
@@ -83,6 +84,7 @@ def update_filters(filters, connectivity, maps, Y, n_steps, workers=1):
     Y : ndarray of shape (n_samples, n_channels, *image_shape)
     n_steps : int
     workers : int, default=1
+    rtol : float, default=1e-6
 
     Returns
     -------
@@ -97,8 +99,12 @@ def update_filters(filters, connectivity, maps, Y, n_steps, workers=1):
     inverse = np.divide(1, lipschitz, out=np.zeros_like(lipschitz), where=lipschitz > 0)
     rows, cols = op.mixer.map_of_pair, op.mixer.channel_of_pair
     steps = inverse[cols].reshape((-1,) + (1,) * len(image_shape))
+    previous_cost = np.inf
     for _ in range(n_steps):
-        gradient, _ = _filter_gradient(op, map_spectra, Y)
+        gradient, cost = _filter_gradient(op, map_spectra, Y)
+        if previous_cost - cost <= rtol * cost:
+            break
+        previous_cost = cost
         moved = filters.copy()
         moved[rows, cols] -= (steps * gradient).astype(filters.dtype)
         filters = normalize_filters(moved, connectivity, fallback=filters)
