@@ -140,7 +140,7 @@ def patch_statistics(maps, Y, connectivity, filter_shape):
     for channel, column in enumerate(np.asarray(connectivity, bool).T):
         size = int(column.sum()) * prod(filter_shape)
         gram, moment = np.zeros((size, size)), np.zeros(size)
-        for sample_maps, sample in zip(maps, Y):
+        for sample_maps, sample in zip(maps, Y) if size else ():
             patches = _map_patches(sample_maps[None, column], filter_shape)
             patches = patches.reshape(-1, size)
             gram += patches.T @ patches
