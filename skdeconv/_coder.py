@@ -1,6 +1,5 @@
 """ConvSparseCoder: one layer of a Deconvolutional Network."""
 
-import warnings
 from math import prod
 from numbers import Integral
 
@@ -11,7 +10,6 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -30,10 +28,14 @@ from ._encode import (
     check_image_shape,
     init_filters,
     map_shape_of,
+    warn_not_converged,
 )
 
 # Projected-gradient steps on the running surrogate per partial_fit call.
 ONLINE_FILTER_STEPS = 30
+# rho of the forgetting factor (1 - 1/t)^rho of partial_fit's statistics: with
+# scikit-learn's slower schedule, 5 passes end 6-18% above batch fit's cost.
+ONLINE_FORGETTING = 8
 
 
 class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -255,9 +257,10 @@ default=None
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         rng = check_random_state(self.random_state)
         filters = self._initialize(X, rng)
-        _, self.filters_, self.cost_history_ = self._learn(
+        _, self.filters_, self.cost_history_, converged = self._learn(
             self._images(X), filters, self.n_epochs, FILTER_STEPS_PER_EPOCH
         )
+        warn_not_converged(converged, self.tol, self.max_iter, " in the last epoch")
         self.n_iter_ = len(self.cost_history_)
         self.n_steps_ = 0
         return self
@@ -296,10 +299,11 @@ default=None
             self.cost_history_ = np.empty(0)
             self.n_steps_ = 0
         Y = self._images(X)
-        maps, _, _ = _encode(
+        maps, _, converged = _encode(
             Y, self.filters_, self.connectivity_, self.lmbda, self.p, self.solver,
             self.max_iter, self.tol, None, self.n_jobs,
         )
+        warn_not_converged(converged, self.tol, self.max_iter)
         self._update_statistics(patch_statistics(
             maps, Y, self.connectivity_, self.filters_.shape[2:]
         ), len(X))
@@ -315,19 +319,17 @@ default=None
         return self
 
     def _update_statistics(self, batch_statistics, batch_size):
-        """Running averages of the statistics, as MiniBatchDictionaryLearning."""
-        if self.n_steps_ == 0:
-            self._statistics = [(a / batch_size, b / batch_size) for a, b in batch_statistics]
-            return
-        step = self.n_steps_
-        if step < batch_size - 1:
-            theta = (step + 1) * batch_size
-        else:
-            theta = batch_size**2 + step + 1 - batch_size
-        forget = (theta + 1 - batch_size) / (theta + 1)
+        """Forgetting sums of the statistics (Mairal et al., 2010, sec. 3.4).
+
+        ``A_t = beta_t A_{t-1} + A_batch / batch_size`` with ``beta_t = (1 -
+        1/t)^rho`` for the t-th mini-batch: the statistics of maps inferred
+        with the first, poor filters fade quickly.
+        """
+        forget = (1 - 1 / (self.n_steps_ + 1)) ** ONLINE_FORGETTING  # 0 at first
+        previous = self._statistics if self.n_steps_ else [(0.0, 0.0)] * len(batch_statistics)
         self._statistics = [
             (forget * a + a_new / batch_size, forget * b + b_new / batch_size)
-            for (a, b), (a_new, b_new) in zip(self._statistics, batch_statistics)
+            for (a, b), (a_new, b_new) in zip(previous, batch_statistics)
         ]
 
     # ------------------------------------------------------------ inference
@@ -342,14 +344,7 @@ default=None
             Y, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
             self.lmbda, self.p, self.solver, self.max_iter, self.tol, None, self.n_jobs,
         )
-        if not converged.all():
-            warnings.warn(
-                f"Map inference did not reach tol={self.tol} within "
-                f"max_iter={self.max_iter} for {int((~converged).sum())} of "
-                f"{len(converged)} samples; increase max_iter.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        warn_not_converged(converged, self.tol, self.max_iter)
         return Y, maps
 
     def transform(self, X):

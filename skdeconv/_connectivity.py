@@ -43,16 +43,26 @@ def _random_subsets(n_filters, n_channels, size, random_state):
 
 
 def _check_connectivity_array(connectivity, n_filters, n_channels):
-    g = np.asarray(connectivity)
-    if g.shape != (n_filters, n_channels):
+    expected = f"(n_filters, n_channels) = ({n_filters}, {n_channels})"
+    try:
+        g = np.asarray(connectivity)
+    except ValueError as error:
         raise ValueError(
-            "connectivity must have shape (n_filters, n_channels) = "
-            f"({n_filters}, {n_channels}), got shape {g.shape}."
+            f"connectivity must be an array of shape {expected}, got a ragged "
+            f"sequence ({error})."
+        ) from None
+    if g.shape != (n_filters, n_channels):
+        raise ValueError(f"connectivity must have shape {expected}, got shape {g.shape}.")
+    if not (np.issubdtype(g.dtype, np.number) or g.dtype == bool):
+        raise ValueError(
+            f"connectivity must be a binary array of 0/1 (or bool) values, got dtype {g.dtype}."
         )
-    if not (np.issubdtype(g.dtype, np.number) or g.dtype == bool) or not np.all(
-        (g == 0) | (g == 1)
-    ):
-        raise ValueError("connectivity must be a binary array of 0/1 (or bool) values.")
+    other = g[(g != 0) & (g != 1)]
+    if other.size:
+        raise ValueError(
+            "connectivity must be a binary array of 0/1 (or bool) values, got "
+            f"{other.size} other values such as {other[:3].tolist()}."
+        )
     g = g.astype(bool)
     if not g.any(axis=1).all():
         rows = np.flatnonzero(~g.any(axis=1)).tolist()

@@ -4,12 +4,15 @@ They validate their arguments and dispatch chunks of samples to joblib
 workers; the estimators in ``_coder.py`` are thin layers over them.
 """
 
+import sys
 import time
+import warnings
 from math import prod
 from numbers import Integral, Real
 
 import numpy as np
 from joblib import effective_n_jobs
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state, gen_even_slices
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.parallel import Parallel, delayed
@@ -62,7 +65,8 @@ def _positive_int_tuple(value, name):
     try:
         shape = tuple(int(v) for v in value)
         valid = len(shape) > 0 and all(
-            s == v and s > 0 for s, v in zip(shape, value)
+            isinstance(v, Integral) and not isinstance(v, bool) and s > 0
+            for s, v in zip(shape, value)
         )
     except (TypeError, ValueError):
         valid = False
@@ -80,10 +84,11 @@ def check_filters(filters, n_channels, n_axes, dtype, name="filters"):
     filters = check_array(
         filters, allow_nd=True, ensure_2d=False, dtype=dtype, input_name=name
     )
-    if filters.ndim != 2 + n_axes or filters.shape[1] != n_channels:
+    if filters.ndim != 2 + n_axes or filters.shape[1] != n_channels or not filters.size:
         raise ValueError(
             f"{name} must have shape (n_filters, n_channels={n_channels}, "
-            f"*filter_shape) with {n_axes} spatial axes, got shape {filters.shape}."
+            f"*filter_shape) with {n_axes} spatial axes, none empty, got shape "
+            f"{filters.shape}."
         )
     return filters
 
@@ -96,7 +101,12 @@ def _chunk_slices(n_samples, n_jobs, bytes_per_sample):
     return list(gen_even_slices(n_samples, min(n_samples, n_chunks)))
 
 
-def _encode_chunk(op, Y, init, lmbda, p, solver, max_iter, tol):
+# Each task gets its arrays packed in a tuple: joblib's dask backend scatters
+# large array arguments to ONE worker, and a task whose scattered input dies
+# with that worker is cancelled (scattered data has no lineage); inside a
+# tuple they travel with the task, which the scheduler reruns elsewhere.
+def _encode_chunk(arrays, lmbda, p, solver, max_iter, tol):
+    op, Y, init = arrays
     with threadpool_limits(limits=1, user_api="blas"):
         return SOLVERS[solver](op, Y, lmbda, p, init, max_iter, tol)
 
@@ -121,14 +131,38 @@ def _encode(Y, filters, connectivity, lmbda, p, solver, max_iter, tol, init, n_j
     spectrum_bytes = len(filters) * prod(op.fft_shape) * Y.itemsize
     slices = _chunk_slices(n_samples, n_jobs, _WORKING_ARRAYS * spectrum_bytes)
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_encode_chunk)(op, Y[s], init[s], lmbda, p, solver, max_iter, tol)
+        delayed(_encode_chunk)((op, Y[s], init[s]), lmbda, p, solver, max_iter, tol)
         for s in slices
     )
     maps, n_iter, converged = (np.concatenate(parts) for parts in zip(*results))
     return maps, n_iter, converged
 
 
-def _cost_chunk(filters, connectivity, Y, maps, lmbda, p):
+def warn_not_converged(converged, tol, max_iter, where=""):
+    """ConvergenceWarning if some samples' map inference stopped at max_iter.
+
+    The warning points at the first caller outside skdeconv and scikit-learn
+    (whose wrappers - set_output, _fit_context, validate_params, Pipeline -
+    sit in between).
+    """
+    if converged.all():
+        return
+    frame, stacklevel = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
+        "skdeconv", "sklearn"
+    ):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(
+        f"Map inference did not reach tol={tol} within max_iter={max_iter} for "
+        f"{int((~converged).sum())} of {len(converged)} samples{where}; "
+        "increase max_iter.",
+        ConvergenceWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _cost_chunk(arrays, lmbda, p):
+    filters, connectivity, Y, maps = arrays  # a tuple: see _encode_chunk
     with threadpool_limits(limits=1, user_api="blas"):
         op = ConvOperator(filters, connectivity, Y.shape[2:])
         return objective(op, maps, Y, lmbda, p)
@@ -138,7 +172,7 @@ def _costs(Y, maps, filters, connectivity, lmbda, p, n_jobs):
     """Per-sample cost lambda/2 ||F z - y||^2 + sum |z|^p; unvalidated."""
     slices = list(gen_even_slices(len(Y), min(len(Y), effective_n_jobs(n_jobs))))
     parts = Parallel(n_jobs=n_jobs)(
-        delayed(_cost_chunk)(filters, connectivity, Y[s], maps[s], lmbda, p)
+        delayed(_cost_chunk)((filters, connectivity, Y[s], maps[s]), lmbda, p)
         for s in slices
     )
     return np.concatenate(parts)
@@ -159,7 +193,8 @@ def _learn_filters(
     Each sample keeps its new maps only when they lower its cost (FISTA is
     not monotone), so with p = 1 the recorded cost never increases.
 
-    Returns maps, filters and the mean per-sample cost after each epoch.
+    Returns maps, filters, the mean per-sample cost after each epoch and
+    whether each sample's map inference converged in the last epoch.
     """
     maps = init_maps
     if maps is None:
@@ -171,7 +206,7 @@ def _learn_filters(
     history = []
     for epoch in range(n_epochs):
         start = time.perf_counter()
-        new_maps, _, _ = _encode(
+        new_maps, _, converged = _encode(
             Y, filters, connectivity, lmbda, p, solver, max_iter, tol, maps, n_jobs
         )
         new_costs = _costs(Y, new_maps, filters, connectivity, lmbda, p, n_jobs)
@@ -186,7 +221,7 @@ def _learn_filters(
                 f"cost {history[-1]:.6g} ({time.perf_counter() - start:.2f} s)",
                 flush=True,
             )
-    return maps, filters, np.asarray(history)
+    return maps, filters, np.asarray(history), converged
 
 
 def init_filters(filters_init, n_filters, n_channels, filter_shape, connectivity, random_state, dtype):
@@ -203,6 +238,14 @@ def init_filters(filters_init, n_filters, n_channels, filter_shape, connectivity
     if filters.shape != expected:
         raise ValueError(
             f"filters_init must have shape {expected}, got {filters.shape}."
+        )
+    norms = np.sqrt(np.sum(filters**2, axis=tuple(range(2, filters.ndim))))
+    zero = np.argwhere((norms == 0) & connectivity)
+    if zero.size:
+        raise ValueError(
+            "filters_init has planes of zero norm, which cannot be normalised, "
+            "where the connectivity is 1: (map, channel) = "
+            f"{[tuple(map(int, kc)) for kc in zero[:5]]}."
         )
     return normalize_filters(filters, connectivity)
 
@@ -383,8 +426,9 @@ default=None
         filters_init, n_filters, n_channels, filter_shape, g, rng, X.dtype
     )
     Y = X.reshape((len(X), n_channels) + image_shape)
-    maps, filters, history = _learn_filters(
+    maps, filters, history, converged = _learn_filters(
         Y, filters, g, lmbda=lmbda, p=p, solver=solver, max_iter=max_iter, tol=tol,
         n_epochs=n_epochs, n_jobs=n_jobs, verbose=verbose,
     )
+    warn_not_converged(converged, tol, max_iter, where=" in the last epoch")
     return maps.reshape(len(X), -1), filters, history

@@ -7,6 +7,15 @@ import numpy as np
 from ._fft_ops import ConvOperator
 
 
+def power_of_two_scale(largest, dtype):
+    """2**-e for largest = m 2**e with 0.5 <= m < 1 (1 for 0), finite in dtype.
+
+    Multiplying by it is exact and brings ``largest`` into [0.5, 1).
+    """
+    exponent = min(-int(np.frexp(largest)[1]), np.finfo(dtype).maxexp - 1)
+    return dtype.type(np.ldexp(1.0, exponent))
+
+
 def random_filters(n_filters, n_channels, filter_shape, connectivity, rng, dtype):
     """Random normal planes, masked by the connectivity, projected to unit norm."""
     filters = rng.standard_normal((n_filters, n_channels) + tuple(filter_shape))
@@ -91,6 +100,11 @@ def update_filters(filters, connectivity, maps, Y, n_steps, workers=1, rtol=1e-6
     filters : ndarray, new array of the same shape
     """
     image_shape = Y.shape[2:]
+    # The minimiser does not change when maps and images are scaled alike:
+    # work near unit scale (exactly, by a power of two) so that products of
+    # float32 spectra cannot overflow.
+    scale = power_of_two_scale(np.max(np.abs(Y)), Y.dtype)
+    maps, Y = maps * scale, Y * scale
     op = ConvOperator(filters, connectivity, image_shape, workers)
     map_spectra = op.rfft(maps)
     lipschitz = _channel_lipschitz(map_spectra, connectivity)

@@ -382,9 +382,18 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         X_projected : ndarray of shape (n_samples, n_features_in_)
             The projections in input space.
         """
+        return self._project_input(Z, layer, "Z")
+
+    def _project_input(self, Z, layer, input_name):
         check_is_fitted(self)
         number = self._layer_number(layer)
-        Z = check_array(Z, dtype=[np.float64, np.float32], input_name="Z")
+        Z = check_array(Z, dtype=[np.float64, np.float32], input_name=input_name)
+        shape = self.pipeline_[number - 1].feature_map_shape_
+        if Z.shape[1] != prod(shape):
+            raise ValueError(
+                f"{input_name} has {Z.shape[1]} features, but the maps of layer "
+                f"{number} have {shape} = {prod(shape)} features."
+            )
         return self._project(Z, number)
 
     def inverse_transform(self, X):
@@ -400,7 +409,7 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         X_original : ndarray of shape (n_samples, n_features_in_)
             Reconstructions in input space (``project(X, -1)``).
         """
-        return self.project(X, -1)
+        return self._project_input(X, -1, "X")
 
     def project_filters(self, layer=-1):
         """Every filter of one layer seen in pixel space.

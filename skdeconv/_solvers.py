@@ -15,8 +15,12 @@ from ._shrinkage import penalty, shrink
 
 
 def _sample_dots(x, y):
-    """Inner product of every sample of x with the same sample of y."""
-    return np.vecdot(x.reshape(len(x), -1), y.reshape(len(y), -1))
+    """Inner product of every sample of x with the same sample of y.
+
+    Accumulated in float64: squares of float32 values above ~1e19 overflow
+    float32, which would stop every sample after one step (silently wrong).
+    """
+    return np.vecdot(x.reshape(len(x), -1), y.reshape(len(y), -1), dtype=np.float64)
 
 
 def _sample_norms(x):
@@ -75,6 +79,10 @@ def fista(op, Y, lmbda, p, init, max_iter, tol):
     ``||z_t - z_{t-1}|| <= tol ||z_t||``.
     """
     step = lmbda * op.lipschitz
+    if step <= 1 / np.finfo(np.float64).max:
+        # F is (numerically) zero: the data term is constant, z = 0 minimises.
+        n_samples = len(Y)
+        return np.zeros_like(init), np.zeros(n_samples, int), np.ones(n_samples, bool)
     ndim = init.ndim
     active = _ActiveSet(
         len(Y), init.copy(), x=init.copy(), y=init.copy(),

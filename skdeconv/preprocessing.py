@@ -210,6 +210,13 @@ def _local_contrast_normalize_planes(planes, kernel_size, sigma, std_floor):
     # LCN is invariant to a constant offset per plane: removing it first only
     # avoids cancellation in E[x^2] - E[x]^2.
     centred = planes - planes.mean(axis=spatial_axes, keepdims=True)
+    # ... and to the scale of a plane (a fixed floor scales with it): work at
+    # unit scale, exactly (a power of two), so that squares cannot overflow
+    # or underflow.
+    largest = np.max(np.abs(centred), axis=spatial_axes, keepdims=True)
+    exponent = np.minimum(-np.frexp(largest)[1], np.finfo(planes.dtype).maxexp - 1)
+    scale = np.ldexp(np.ones_like(largest), exponent)
+    centred = centred * scale
     local_mean = _local_mean(centred, weights)
     local_var = _local_mean(centred**2, weights) - local_mean**2
     local_std = np.sqrt(np.maximum(local_var, 0))
@@ -218,7 +225,7 @@ def _local_contrast_normalize_planes(planes, kernel_size, sigma, std_floor):
     elif std_floor == "median":
         floor = np.median(local_std, axis=spatial_axes, keepdims=True)
     else:
-        floor = std_floor
+        floor = std_floor * scale
     divisor = np.maximum(local_std, floor)
     # A flat plane (zero floor) is left centred rather than divided by zero.
     normalized = (centred - local_mean) / np.where(divisor > 0, divisor, 1)
