@@ -79,8 +79,11 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     max_iter : int, default=200
         Iterations of map inference per sample, in ``transform`` and in each
         epoch of ``fit``; read at call time.
-    tol : float, default=1e-4
-        Relative change of a sample's maps that stops its inference.
+    tol : float, default=1e-3
+        Relative change of a sample's maps that stops its inference (for
+        'admm': its relative primal and dual residuals).  On the fruit images
+        (lambda = 1) 1e-3 stops FISTA within ~150 iterations at a cost 5e-6
+        above the optimum.
     n_epochs : int, default=10
         Alternations of map inference and filter update in ``fit``.
     filters_init : array-like of shape (n_filters, n_channels, *filter_shape), \
@@ -173,7 +176,7 @@ default=None
         p=1.0,
         solver="fista",
         max_iter=200,
-        tol=1e-4,
+        tol=1e-3,
         n_epochs=10,
         filters_init=None,
         scale_input=False,

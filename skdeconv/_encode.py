@@ -269,7 +269,7 @@ _COMMON_PARAMS = {
 )
 def conv_sparse_encode(
     X, filters, *, image_shape=None, connectivity=None, lmbda=1.0, p=1.0,
-    solver="fista", max_iter=200, tol=1e-4, init=None, n_jobs=None,
+    solver="fista", max_iter=200, tol=1e-3, init=None, n_jobs=None,
 ):
     """Infer sparse feature maps of X for FIXED filters.
 
@@ -363,7 +363,7 @@ default=None
 )
 def conv_dict_learning(
     X, n_filters, filter_shape, *, image_shape=None, connectivity=None, lmbda=1.0,
-    p=1.0, solver="fista", max_iter=200, tol=1e-4, n_epochs=10, filters_init=None,
+    p=1.0, solver="fista", max_iter=200, tol=1e-3, n_epochs=10, filters_init=None,
     n_jobs=None, random_state=None, verbose=0,
 ):
     """Learn convolutional filters and sparse maps of X (one layer).

@@ -135,7 +135,7 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         Map inference of every layer (see :class:`ConvSparseCoder`).
     max_iter : int or tuple of int, default=200
         Iterations of map inference per sample, per layer if a tuple.
-    tol : float or tuple of float, default=1e-4
+    tol : float or tuple of float, default=1e-3
         Stopping tolerance of map inference, per layer if a tuple.
     n_epochs : int or tuple of int, default=10
         Epochs of filter learning of every layer, per layer if a tuple.
@@ -221,7 +221,7 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         p=1.0,
         solver="fista",
         max_iter=200,
-        tol=1e-4,
+        tol=1e-3,
         n_epochs=10,
         n_jobs=None,
         random_state=None,
