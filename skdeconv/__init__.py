@@ -6,6 +6,7 @@ Zeiler, Krishnan, Taylor & Fergus, "Deconvolutional Networks", CVPR 2010.
 from ._coder import ConvSparseCoder
 from ._connectivity import make_connectivity
 from ._encode import conv_dict_learning, conv_sparse_encode
+from ._model_selection import heldout_pixel_score
 from ._network import DeconvNetworkTransformer
 from .preprocessing import LocalContrastNormalizer, images_to_rows, rows_to_images
 
@@ -16,6 +17,7 @@ __all__ = [
     "DeconvNetworkTransformer",
     "conv_dict_learning",
     "conv_sparse_encode",
+    "heldout_pixel_score",
     "make_connectivity",
     "LocalContrastNormalizer",
     "images_to_rows",

@@ -106,9 +106,10 @@ def _chunk_slices(n_samples, n_jobs, bytes_per_sample):
 # with that worker is cancelled (scattered data has no lineage); inside a
 # tuple they travel with the task, which the scheduler reruns elsewhere.
 def _encode_chunk(arrays, lmbda, p, solver, max_iter, tol):
-    op, Y, init = arrays
+    op, Y, init, weights = arrays
+    extra = {} if weights is None else {"weights": weights}
     with threadpool_limits(limits=1, user_api="blas"):
-        return SOLVERS[solver](op, Y, lmbda, p, init, max_iter, tol)
+        return SOLVERS[solver](op, Y, lmbda, p, init, max_iter, tol, **extra)
 
 
 # The filter-only quantities each solver needs, computed once per call and
@@ -116,8 +117,12 @@ def _encode_chunk(arrays, lmbda, p, solver, max_iter, tol):
 _SOLVER_PRECOMPUTE = {"fista": "lipschitz", "admm": "woodbury_inverse"}
 
 
-def _encode(Y, filters, connectivity, lmbda, p, solver, max_iter, tol, init, n_jobs):
+def _encode(
+    Y, filters, connectivity, lmbda, p, solver, max_iter, tol, init, n_jobs, weights=None
+):
     """Maps (n, K, *map_shape) of images Y (n, C, *image_shape); unvalidated.
+
+    ``weights`` (binary, shape of Y; FISTA only) masks the data term.
 
     Returns the maps, the iterations of each sample and their convergence.
     """
@@ -131,7 +136,10 @@ def _encode(Y, filters, connectivity, lmbda, p, solver, max_iter, tol, init, n_j
     spectrum_bytes = len(filters) * prod(op.fft_shape) * Y.itemsize
     slices = _chunk_slices(n_samples, n_jobs, _WORKING_ARRAYS * spectrum_bytes)
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_encode_chunk)((op, Y[s], init[s]), lmbda, p, solver, max_iter, tol)
+        delayed(_encode_chunk)(
+            (op, Y[s], init[s], None if weights is None else weights[s]),
+            lmbda, p, solver, max_iter, tol,
+        )
         for s in slices
     )
     maps, n_iter, converged = (np.concatenate(parts) for parts in zip(*results))

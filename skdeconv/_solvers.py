@@ -72,11 +72,13 @@ class _ActiveSet:
         self.n_iter[self.index] += iterations
 
 
-def fista(op, Y, lmbda, p, init, max_iter, tol):
+def fista(op, Y, lmbda, p, init, max_iter, tol, weights=None):
     """FISTA with adaptive (gradient) restart, step 1 / (lambda ||F||^2).
 
-    Returns the maps, the iterations run and whether each sample met
-    ``||z_t - z_{t-1}|| <= tol ||z_t||``.
+    ``weights`` (binary, shape of Y) restricts the data term to the pixels
+    where it is 1: lambda/2 ||W (F z - y)||^2 (used to score held-out
+    pixels).  Returns the maps, the iterations run and whether each sample
+    met ``||z_t - z_{t-1}|| <= tol ||z_t||``.
     """
     step = lmbda * op.lipschitz
     if step <= 1 / np.finfo(np.float64).max:
@@ -87,12 +89,15 @@ def fista(op, Y, lmbda, p, init, max_iter, tol):
     active = _ActiveSet(
         len(Y), init.copy(), x=init.copy(), y=init.copy(),
         t=np.ones(len(Y)), target=Y,
+        weights=np.ones((len(Y),) + (1,) * (Y.ndim - 1), Y.dtype) if weights is None else weights,
     )
     for _ in range(max_iter):
         if not active.index.size:
             break
         x, y = active.x, active.y
-        point = op.adjoint(op.forward(y) - active.target)
+        residual = op.forward(y) - active.target
+        residual *= active.weights
+        point = op.adjoint(residual)
         point *= -lmbda / step
         point += y
         x_new = shrink(point, step, p)
