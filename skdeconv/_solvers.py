@@ -17,10 +17,17 @@ from ._shrinkage import penalty, shrink
 def _sample_dots(x, y):
     """Inner product of every sample of x with the same sample of y.
 
-    Accumulated in float64: squares of float32 values above ~1e19 overflow
-    float32, which would stop every sample after one step (silently wrong).
+    Accumulated in the arrays' dtype (casting float32 to float64 would
+    double the cost of a FISTA step), and again in float64 when that
+    overflows: squares of float32 values above ~1e19 would otherwise stop
+    every sample after one step (silently wrong).
     """
-    return np.vecdot(x.reshape(len(x), -1), y.reshape(len(y), -1), dtype=np.float64)
+    x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dots = np.vecdot(x, y)
+    if np.isfinite(dots).all():
+        return dots.astype(np.float64, copy=False)
+    return np.vecdot(x, y, dtype=np.float64)
 
 
 def _sample_norms(x):
