@@ -21,8 +21,9 @@ def shrink(values, beta, p):
         Soft thresholding at ``1 / beta`` for ``p = 1``.  For ``p < 1`` the
         global minimiser is 0 below the threshold
         ``x_t + p x_t^(p-1) / beta`` with ``x_t = (2 (1 - p) / beta)^(1/(2-p))``
-        and otherwise the largest root of ``p x^(p-1) + beta (x - |v|) = 0``,
-        found by Newton's method from ``|v|`` (monotone, quadratic).
+        and otherwise the largest root of ``p x^(p-1) + beta (x - |v|) = 0``:
+        in closed form for ``p = 1/2`` (half thresholding), by Newton's
+        method from ``|v|`` (monotone, quadratic) for other ``p``.
     """
     if p == 1:
         magnitude = np.abs(values) - np.asarray(1 / beta, dtype=values.dtype)
@@ -42,10 +43,23 @@ def _shrink_fractional(values, beta, p, n_newton=30):
     magnitude = np.abs(values).astype(np.float64)
     threshold, _ = _threshold_fractional(beta, p)
     active = magnitude > threshold
-    x = _newton_root(magnitude[active], beta[active], p, n_newton)
+    if p == 0.5:
+        x = _half_root(magnitude[active], beta[active])
+    else:
+        x = _newton_root(magnitude[active], beta[active], p, n_newton)
     out = np.zeros(values.shape, dtype=np.float64)
     out[active] = x
     return np.copysign(out, values).astype(values.dtype, copy=False)
+
+
+def _half_root(v, beta):
+    """Closed form of the p = 1/2 minimiser above the threshold.
+
+    Half thresholding (Xu et al., 2012) of ``(x - v)^2 + (2 / beta) |x|^(1/2)``:
+    ``x = 2/3 v (1 + cos(2 pi / 3 - 2/3 arccos(beta^-1 / 4 (v / 3)^(-3/2))))``.
+    """
+    angle = np.arccos(np.minimum(1.0, (0.25 / beta) * (v / 3) ** -1.5))
+    return (2 / 3) * v * (1 + np.cos(2 * np.pi / 3 - (2 / 3) * angle))
 
 
 def _newton_root(v, beta, p, n_newton):

@@ -163,3 +163,14 @@ def test_penalty(p):
     expected = np.array([np.sum(np.abs(m) ** p) for m in maps])
     np.testing.assert_allclose(penalty(maps, p, axis=(1, 2, 3)), expected, rtol=1e-14)
     np.testing.assert_allclose(penalty(maps, p, axis=None), expected.sum(), rtol=1e-14)
+
+
+def test_half_thresholding_closed_form_equals_newton():
+    """The p = 1/2 closed form (Xu et al. 2012) equals the Newton root."""
+    from skdeconv._shrinkage import _half_root, _newton_root, _threshold_fractional
+
+    rng = np.random.RandomState(0)
+    beta = rng.uniform(0.1, 100, 2000)
+    threshold, _ = _threshold_fractional(beta, 0.5)
+    v = threshold * (1 + rng.exponential(1, 2000))
+    np.testing.assert_allclose(_half_root(v, beta), _newton_root(v, beta, 0.5, 60), rtol=1e-12)
