@@ -25,7 +25,7 @@ from ._solvers import SOLVERS, objective
 
 # Bytes of working memory one chunk of samples may use (about 12 arrays of
 # the size of the maps' spectra live at once inside a solver).
-_CHUNK_BYTES = 2**28
+_CHUNK_BYTES = 2**25
 _WORKING_ARRAYS = 12
 FILTER_STEPS_PER_EPOCH = 30
 
@@ -107,6 +107,8 @@ def _chunk_slices(n_samples, n_jobs, bytes_per_sample):
 # tuple they travel with the task, which the scheduler reruns elsewhere.
 def _encode_chunk(arrays, lmbda, p, solver, max_iter, tol):
     op, Y, init, weights = arrays
+    if init is None:
+        init = np.zeros((len(Y), op.n_filters) + op.map_shape, dtype=Y.dtype)
     extra = {} if weights is None else {"weights": weights}
     with threadpool_limits(limits=1, user_api="blas"):
         return SOLVERS[solver](op, Y, lmbda, p, init, max_iter, tol, **extra)
@@ -131,18 +133,23 @@ def _encode(
     if solver in _SOLVER_PRECOMPUTE:
         with threadpool_limits(limits=1, user_api="blas"):
             getattr(op, _SOLVER_PRECOMPUTE[solver])
-    if init is None:
-        init = np.zeros((n_samples, len(filters)) + op.map_shape, dtype=Y.dtype)
     spectrum_bytes = len(filters) * prod(op.fft_shape) * Y.itemsize
     slices = _chunk_slices(n_samples, n_jobs, _WORKING_ARRAYS * spectrum_bytes)
-    results = Parallel(n_jobs=n_jobs)(
+    # Chunks are written into the output as they arrive: the peak memory is
+    # the output plus the chunks in flight, not twice the output.
+    maps = np.empty((n_samples, len(filters)) + op.map_shape, dtype=Y.dtype)
+    n_iter = np.empty(n_samples, dtype=int)
+    converged = np.empty(n_samples, dtype=bool)
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_encode_chunk)(
-            (op, Y[s], init[s], None if weights is None else weights[s]),
+            (op, Y[s], None if init is None else init[s],
+             None if weights is None else weights[s]),
             lmbda, p, solver, max_iter, tol,
         )
         for s in slices
     )
-    maps, n_iter, converged = (np.concatenate(parts) for parts in zip(*results))
+    for s, (chunk_maps, chunk_iter, chunk_converged) in zip(slices, results):
+        maps[s], n_iter[s], converged[s] = chunk_maps, chunk_iter, chunk_converged
     return maps, n_iter, converged
 
 
