@@ -264,11 +264,12 @@ def camera_problem(cfg):
     return MapProblem(camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size), 20.0)
 
 
-def fista_trace(problem, n_iter):
-    """Cost after each FISTA iteration, in one run.
+def fista_trace(problem, n_iter, solver="fista"):
+    """Cost after each FISTA (or ADMM) iteration, in one run.
 
-    FISTA calls ``shrink`` exactly once per iteration and its output is the
-    new iterate, so wrapping ``skdeconv._solvers.shrink`` records the exact
+    FISTA and ADMM call ``shrink`` exactly once per iteration and its output
+    is the new sparse iterate (for ADMM on the FFT grid, which equals the map
+    grid on this problem), so wrapping ``skdeconv._solvers.shrink`` records the exact
     iterate sequence (the computation is unchanged; the final recorded cost
     is checked against the returned maps).  Restarting FISTA with
     ``max_iter=1..n`` from warm starts would be wrong: it loses momentum.
@@ -282,7 +283,7 @@ def fista_trace(problem, n_iter):
 
     _solvers.shrink = recording
     try:
-        maps = problem.encode(n_iter, tol=0.0)
+        maps = problem.encode(n_iter, tol=0.0, solver=solver)
     finally:
         _solvers.shrink = original
     assert problem.cost(maps) == costs[-1], "the FISTA trace does not match its output"
@@ -322,11 +323,15 @@ def time_to_tols(gaps, run_for, repeats):
     return iterations, seconds
 
 
-def bench_fista(problem, optimum, cfg):
-    gaps = (fista_trace(problem, cfg.trace_iter) - optimum) / optimum
-    iterations, seconds = time_to_tols(gaps, lambda k: problem.encode(k, 0.0), cfg.repeats)
-    per_iter, _ = per_iteration(lambda k: problem.encode(k, 0.0), cfg.floor_iter // 4, cfg.repeats)
-    return SolverResult("skdeconv fista", 1e3 * per_iter, iterations, seconds)
+def bench_fista(problem, optimum, cfg, solver="fista"):
+    gaps = (fista_trace(problem, cfg.trace_iter, solver) - optimum) / optimum
+
+    def run_for(k):
+        return problem.encode(k, 0.0, solver)
+
+    iterations, seconds = time_to_tols(gaps, run_for, cfg.repeats)
+    per_iter, _ = per_iteration(run_for, cfg.floor_iter // 4, cfg.repeats)
+    return SolverResult(f"skdeconv {solver}", 1e3 * per_iter, iterations, seconds)
 
 
 def bench_continuation(problem, optimum, cfg):
@@ -391,7 +396,11 @@ def section_inference(cfg):
     optimum = min(candidates.values())
     say("  optimal cost " + f"{optimum:.10f} = min of " + ", ".join(
         f"{name}: {value:.10f}" for name, value in candidates.items()))
-    results = [bench_fista(problem, optimum, cfg), bench_continuation(problem, optimum, cfg)]
+    results = [
+        bench_fista(problem, optimum, cfg),
+        bench_fista(problem, optimum, cfg, "admm"),
+        bench_continuation(problem, optimum, cfg),
+    ]
     theirs = [
         bench_sporco(problem, method, (costs - optimum) / optimum, cfg)
         for method, costs in sporco_costs.items()
