@@ -268,17 +268,19 @@ def fista_trace(problem, n_iter, solver="fista"):
     """Cost after each FISTA (or ADMM) iteration, in one run.
 
     FISTA and ADMM call ``shrink`` exactly once per iteration and its output
-    is the new sparse iterate (for ADMM on the FFT grid, which equals the map
-    grid on this problem), so wrapping ``skdeconv._solvers.shrink`` records the exact
+    is the new sparse iterate (for ADMM on the FFT grid, cropped to the maps),
+    so wrapping ``skdeconv._solvers.shrink`` records the exact
     iterate sequence (the computation is unchanged; the final recorded cost
     is checked against the returned maps).  Restarting FISTA with
     ``max_iter=1..n`` from warm starts would be wrong: it loses momentum.
     """
     costs, original = [], _solvers.shrink
 
+    crop = tuple(slice(0, m) for m in problem.op.map_shape)
+
     def recording(values, beta, p):
         new = original(values, beta, p)
-        costs.append(problem.cost(new[0]))
+        costs.append(problem.cost(new[(0, slice(None)) + crop]))  # ADMM: FFT grid
         return new
 
     _solvers.shrink = recording
