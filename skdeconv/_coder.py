@@ -24,12 +24,10 @@ from ._encode import (
     _encode,
     _learn_filters,
     _reconstruct,
-    check_filter_shape,
-    check_image_shape,
     init_filters,
-    map_shape_of,
     warn_not_converged,
 )
+from ._geometry import check_filter_shape, check_image_shape, map_shape_of
 
 # Projected-gradient steps on the running surrogate per partial_fit call.
 ONLINE_FILTER_STEPS = 30

@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
 from ._fft_ops import ConvOperator
+from ._geometry import check_filter_shape, check_image_shape, map_shape_of
 from ._filters import normalize_filters, random_filters, update_filters
 from ._solvers import SOLVERS, objective
 
@@ -30,53 +31,6 @@ _WORKING_ARRAYS = 12
 FILTER_STEPS_PER_EPOCH = 30
 
 _SHAPE_CONSTRAINT = [Interval(Integral, 1, None, closed="left"), tuple, list]
-
-
-# ---------------------------------------------------------------- geometry
-def check_image_shape(image_shape, n_features):
-    """Spatial shape and number of channels of rows of ``n_features`` values."""
-    if image_shape is None:
-        return (n_features,), 1
-    shape = _positive_int_tuple(image_shape, "image_shape")
-    n_pixels = prod(shape)
-    if n_features % n_pixels:
-        raise ValueError(
-            f"image_shape={shape} has {n_pixels} pixels per channel, which does "
-            f"not divide n_features={n_features}: each row must hold "
-            "n_channels * prod(image_shape) values."
-        )
-    return shape, n_features // n_pixels
-
-
-def check_filter_shape(filter_shape, n_axes):
-    """Filter shape as a tuple with one entry per spatial axis."""
-    if isinstance(filter_shape, Integral):
-        filter_shape = (filter_shape,) * n_axes
-    shape = _positive_int_tuple(filter_shape, "filter_shape")
-    if len(shape) != n_axes:
-        raise ValueError(
-            f"filter_shape={shape} has {len(shape)} axes but the images have "
-            f"{n_axes} spatial axes; give an int or a tuple of length {n_axes}."
-        )
-    return shape
-
-
-def _positive_int_tuple(value, name):
-    try:
-        shape = tuple(int(v) for v in value)
-        valid = len(shape) > 0 and all(
-            isinstance(v, Integral) and not isinstance(v, bool) and s > 0
-            for s, v in zip(shape, value)
-        )
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ValueError(f"{name} must be a tuple of positive ints, got {value!r}.")
-    return shape
-
-
-def map_shape_of(image_shape, filter_shape):
-    return tuple(n + h - 1 for n, h in zip(image_shape, filter_shape))
 
 
 def check_filters(filters, n_channels, n_axes, dtype, name="filters"):

@@ -17,6 +17,8 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import validate_data
 
+from ._geometry import infer_n_channels, positive_int_tuple
+
 __all__ = [
     "LocalContrastNormalizer",
     "images_to_rows",
@@ -29,32 +31,9 @@ _FLOAT_DTYPES = [np.float64, np.float32]
 
 def _check_image_shape(image_shape):
     """Return ``image_shape`` as a tuple of positive ints (an int means 1-D)."""
-    shape = (image_shape,) if isinstance(image_shape, Integral) else image_shape
-    try:
-        shape = tuple(shape)
-    except TypeError:
-        shape = None
-    if (
-        not shape
-        or any(isinstance(s, bool) or not isinstance(s, Integral) for s in shape)
-        or min(shape) < 1
-    ):
-        raise ValueError(
-            "image_shape must be a positive int or a non-empty tuple of positive "
-            f"ints (the spatial shape), got {image_shape!r}."
-        )
-    return tuple(int(s) for s in shape)
-
-
-def _infer_n_channels(n_features, image_shape):
-    """Number of channels in rows of ``n_features`` values of ``image_shape``."""
-    n_pixels = int(np.prod(image_shape))
-    if n_features < n_pixels or n_features % n_pixels:
-        raise ValueError(
-            f"n_features={n_features} is not a multiple of the number of pixels "
-            f"{n_pixels} of image_shape={image_shape}: cannot infer n_channels."
-        )
-    return n_features // n_pixels
+    if isinstance(image_shape, Integral):
+        image_shape = (image_shape,)
+    return positive_int_tuple(image_shape, "image_shape")
 
 
 def _check_channel_axis(channel_axis, ndim):
@@ -174,7 +153,7 @@ def rows_to_images(X, image_shape, *, channel_axis=None):
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}.")
     image_shape = _check_image_shape(image_shape)
-    n_channels = _infer_n_channels(X.shape[1], image_shape)
+    n_channels = infer_n_channels(X.shape[1], image_shape)
     if channel_axis is None:
         if n_channels != 1:
             raise ValueError(
@@ -317,7 +296,7 @@ def local_contrast_normalize(
 
 def _normalize_rows(X, image_shape, kernel_size, sigma, std_floor):
     """LCN of rows laid out ``(n_channels, *image_shape)``; returns rows."""
-    n_channels = _infer_n_channels(X.shape[1], image_shape)
+    n_channels = infer_n_channels(X.shape[1], image_shape)
     planes = X.reshape(X.shape[0] * n_channels, *image_shape)
     normalized = _local_contrast_normalize_planes(planes, kernel_size, sigma, std_floor)
     return normalized.reshape(X.shape)
