@@ -75,6 +75,11 @@ class _ActiveSet:
         self.index = self.index[keep]
         self.state = {k: v[keep] for k, v in self.state.items()}
 
+    def finish(self, result_name):
+        """Retire every sample still iterating, as not converged."""
+        remaining = np.ones(self.index.size, dtype=bool)
+        self.retire(remaining, ~remaining, result_name)
+
     def count(self, iterations):
         self.n_iter[self.index] += iterations
 
@@ -117,7 +122,7 @@ def fista(op, Y, lmbda, p, init, max_iter, tol, weights=None):
         active.count(1)
         active.update(x=x_new, y=y_new, t=t_new)
         active.retire(converged, converged, "x")
-    active.retire(np.ones(active.index.size, bool), np.zeros(active.index.size, bool), "x")
+    active.finish("x")
     return active.output, active.n_iter, active.converged
 
 
@@ -204,7 +209,7 @@ def continuation(
         )
         done = last & small_change
         active.retire(done, done, "x")
-    active.retire(np.ones(active.index.size, bool), np.zeros(active.index.size, bool), "x")
+    active.finish("x")
     return active.output, active.n_iter, active.converged
 
 
@@ -304,7 +309,7 @@ def admm(
             active.update(maps=y1_new[crop])
             active.retire(converged, converged, "maps")
     active.update(maps=active.y1[crop])
-    active.retire(np.ones(active.index.size, bool), np.zeros(active.index.size, bool), "maps")
+    active.finish("maps")
     return active.output, active.n_iter, active.converged
 
 
