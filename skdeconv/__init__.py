@@ -5,7 +5,8 @@ Zeiler, Krishnan, Taylor & Fergus, "Deconvolutional Networks", CVPR 2010.
 
 from ._coder import ConvSparseCoder
 from ._connectivity import make_connectivity
-from ._encode import conv_dict_learning, conv_sparse_encode
+from ._encode import conv_sparse_encode
+from ._learning import conv_dict_learning
 from ._model_selection import heldout_pixel_score
 from ._network import DeconvNetworkTransformer
 from .preprocessing import LocalContrastNormalizer, images_to_rows, rows_to_images

@@ -11,7 +11,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._connectivity import _make_connectivity
@@ -19,14 +19,12 @@ from ._filters import patch_statistics, solve_filters_from_statistics
 from ._encode import (
     _COMMON_PARAMS,
     _SHAPE_CONSTRAINT,
-    FILTER_STEPS_PER_EPOCH,
     _costs,
     _encode,
-    _learn_filters,
     _reconstruct,
-    init_filters,
     warn_not_converged,
 )
+from ._learning import FIT_ALGORITHMS, _learn_filters, check_fit_algorithm, init_filters
 from ._geometry import check_filter_shape, check_image_shape, map_shape_of
 
 # Projected-gradient steps on the running surrogate per partial_fit call.
@@ -76,14 +74,25 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         beta continuation with conjugate-gradient steps.
     max_iter : int, default=200
         Iterations of map inference per sample, in ``transform`` and in each
-        epoch of ``fit``; read at call time.
+        epoch of ``fit`` with ``fit_algorithm='alternating'``; read at call
+        time.
     tol : float, default=1e-3
         Relative change of a sample's maps that stops its inference (for
         'admm': its relative primal and dual residuals).  On the fruit images
         (lambda = 1) 1e-3 stops FISTA within ~150 iterations at a cost 5e-6
         above the optimum.
-    n_epochs : int, default=10
-        Alternations of map inference and filter update in ``fit``.
+    n_epochs : int, default=100
+        Epochs of ``fit``: passes over the samples, each ending with a filter
+        update.
+    fit_algorithm : {'interleaved', 'alternating'}, default='interleaved'
+        'interleaved': every epoch advances each sample's map solver
+        ('fista' or 'admm') by one iteration, keeping its state from epoch
+        to epoch, then takes one accelerated projected-gradient filter step
+        (SPORCO's scheme; cheap epochs, use 100 or more).  'alternating':
+        the paper's scheme; every epoch infers the maps to ``tol`` within
+        ``max_iter``, then takes filter steps (expensive epochs, ~10 suffice;
+        needed for ``solver='continuation'``).  See
+        :func:`conv_dict_learning`.
     filters_init : array-like of shape (n_filters, n_channels, *filter_shape), \
 default=None
         Initial filters; random normal planes when None.
@@ -97,7 +106,7 @@ default=None
     random_state : int, RandomState instance or None, default=None
         Seeds the initial filters and random connectivity.
     verbose : int, default=0
-        Print the cost of every epoch.
+        Print the cost every 10 epochs (every epoch if > 1).
 
     Attributes
     ----------
@@ -156,6 +165,7 @@ default=None
         "n_filters": [Interval(Integral, 1, None, closed="left")],
         "filter_shape": _SHAPE_CONSTRAINT,
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
+        "fit_algorithm": [StrOptions(set(FIT_ALGORITHMS))],
         "filters_init": [None, "array-like"],
         "scale_input": ["boolean"],
         "random_state": ["random_state"],
@@ -175,7 +185,8 @@ default=None
         solver="fista",
         max_iter=200,
         tol=1e-3,
-        n_epochs=10,
+        n_epochs=100,
+        fit_algorithm="interleaved",
         filters_init=None,
         scale_input=False,
         n_jobs=None,
@@ -192,6 +203,7 @@ default=None
         self.max_iter = max_iter
         self.tol = tol
         self.n_epochs = n_epochs
+        self.fit_algorithm = fit_algorithm
         self.filters_init = filters_init
         self.scale_input = scale_input
         self.n_jobs = n_jobs
@@ -231,14 +243,6 @@ default=None
             Y = Y / np.asarray(self.input_scale_, dtype=X.dtype)
         return Y
 
-    def _learn(self, Y, filters, n_epochs, filter_steps):
-        return _learn_filters(
-            Y, filters, self.connectivity_, lmbda=self.lmbda, p=self.p,
-            solver=self.solver, max_iter=self.max_iter, tol=self.tol,
-            n_epochs=n_epochs, n_jobs=self.n_jobs, verbose=self.verbose,
-            filter_steps=filter_steps,
-        )
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the filters from X.
@@ -256,10 +260,13 @@ default=None
             The fitted estimator.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32])
+        check_fit_algorithm(self.fit_algorithm, self.solver)
         rng = check_random_state(self.random_state)
         filters = self._initialize(X, rng)
-        _, self.filters_, self.cost_history_, converged = self._learn(
-            self._images(X), filters, self.n_epochs, FILTER_STEPS_PER_EPOCH
+        _, self.filters_, self.cost_history_, converged = _learn_filters(
+            self._images(X), filters, self.connectivity_, fit_algorithm=self.fit_algorithm,
+            lmbda=self.lmbda, p=self.p, solver=self.solver, max_iter=self.max_iter,
+            tol=self.tol, n_epochs=self.n_epochs, n_jobs=self.n_jobs, verbose=self.verbose,
         )
         warn_not_converged(converged, self.tol, self.max_iter, " in the last epoch")
         self.n_iter_ = len(self.cost_history_)

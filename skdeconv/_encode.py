@@ -1,34 +1,32 @@
-"""Public functions: map inference for fixed filters and filter learning.
+"""Map inference for fixed filters: the public function and its workers.
 
 They validate their arguments and dispatch chunks of samples to joblib
 workers; the estimators in ``_coder.py`` are thin layers over them.
 """
 
 import sys
-import time
 import warnings
+from functools import cache
 from math import prod
 from numbers import Integral, Real
 
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state, gen_even_slices
+from sklearn.utils import check_array, gen_even_slices
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
 from ._fft_ops import ConvOperator
-from ._geometry import check_filter_shape, check_image_shape, map_shape_of
-from ._filters import normalize_filters, random_filters, update_filters
+from ._geometry import check_image_shape, map_shape_of
 from ._solvers import SOLVERS, objective
 
 # Bytes of working memory one chunk of samples may use (about 12 arrays of
 # the size of the maps' spectra live at once inside a solver).
 _CHUNK_BYTES = 2**25
 _WORKING_ARRAYS = 12
-FILTER_STEPS_PER_EPOCH = 30
 
 _SHAPE_CONSTRAINT = [Interval(Integral, 1, None, closed="left"), tuple, list]
 
@@ -48,10 +46,24 @@ def check_filters(filters, n_channels, n_axes, dtype, name="filters"):
 
 
 # ---------------------------------------------------------------- dispatch
-def _chunk_slices(n_samples, n_jobs, bytes_per_sample):
-    """Even slices: at least one per job, each within the memory budget."""
+@cache
+def _threadpool_controller():
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """Context manager limiting BLAS to one thread inside a joblib task.
+
+    The controller lists the loaded libraries once per process; building one
+    per call (``threadpool_limits``) reads /proc/self/maps every time, ~1 ms.
+    """
+    return _threadpool_controller().limit(limits=1, user_api="blas")
+
+
+def _chunk_slices(n_samples, min_chunks, bytes_per_sample):
+    """Even slices: at least ``min_chunks``, each within the memory budget."""
     per_chunk = max(1, _CHUNK_BYTES // max(1, bytes_per_sample))
-    n_chunks = max(effective_n_jobs(n_jobs), -(-n_samples // per_chunk))
+    n_chunks = max(min_chunks, -(-n_samples // per_chunk))
     return list(gen_even_slices(n_samples, min(n_samples, n_chunks)))
 
 
@@ -64,7 +76,7 @@ def _encode_chunk(arrays, lmbda, p, solver, max_iter, tol):
     if init is None:
         init = np.zeros((len(Y), op.n_filters) + op.map_shape, dtype=Y.dtype)
     extra = {} if weights is None else {"weights": weights}
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return SOLVERS[solver](op, Y, lmbda, p, init, max_iter, tol, **extra)
 
 
@@ -85,10 +97,12 @@ def _encode(
     n_samples = len(Y)
     op = ConvOperator(filters, connectivity, Y.shape[2:])
     if solver in _SOLVER_PRECOMPUTE:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             getattr(op, _SOLVER_PRECOMPUTE[solver])
     spectrum_bytes = len(filters) * prod(op.fft_shape) * Y.itemsize
-    slices = _chunk_slices(n_samples, n_jobs, _WORKING_ARRAYS * spectrum_bytes)
+    slices = _chunk_slices(
+        n_samples, effective_n_jobs(n_jobs), _WORKING_ARRAYS * spectrum_bytes
+    )
     # Chunks are written into the output as they arrive: the peak memory is
     # the output plus the chunks in flight, not twice the output.
     maps = np.empty((n_samples, len(filters)) + op.map_shape, dtype=Y.dtype)
@@ -132,7 +146,7 @@ def warn_not_converged(converged, tol, max_iter, where=""):
 
 def _cost_chunk(arrays, lmbda, p):
     filters, connectivity, Y, maps = arrays  # a tuple: see _encode_chunk
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         op = ConvOperator(filters, connectivity, Y.shape[2:])
         return objective(op, maps, Y, lmbda, p)
 
@@ -150,73 +164,6 @@ def _costs(Y, maps, filters, connectivity, lmbda, p, n_jobs):
 def _reconstruct(maps, filters, connectivity, image_shape):
     """F z for maps (n, K, *map_shape) -> (n, C, *image_shape)."""
     return ConvOperator(filters, connectivity, image_shape).forward(maps)
-
-
-# ---------------------------------------------------------------- learning
-def _learn_filters(
-    Y, filters, connectivity, *, lmbda, p, solver, max_iter, tol, n_epochs,
-    n_jobs, verbose, init_maps=None, filter_steps=FILTER_STEPS_PER_EPOCH,
-):
-    """Alternate map inference and filter steps; unvalidated worker.
-
-    Each sample keeps its new maps only when they lower its cost (FISTA is
-    not monotone), so with p = 1 the recorded cost never increases.
-
-    Returns maps, filters, the mean per-sample cost after each epoch and
-    whether each sample's map inference converged in the last epoch.
-    """
-    maps = init_maps
-    if maps is None:
-        maps = np.zeros(
-            (len(Y), len(filters)) + map_shape_of(Y.shape[2:], filters.shape[2:]),
-            dtype=Y.dtype,
-        )
-    costs = _costs(Y, maps, filters, connectivity, lmbda, p, n_jobs)
-    history = []
-    for epoch in range(n_epochs):
-        start = time.perf_counter()
-        new_maps, _, converged = _encode(
-            Y, filters, connectivity, lmbda, p, solver, max_iter, tol, maps, n_jobs
-        )
-        new_costs = _costs(Y, new_maps, filters, connectivity, lmbda, p, n_jobs)
-        better = new_costs <= costs
-        maps = np.where(better.reshape((-1,) + (1,) * (maps.ndim - 1)), new_maps, maps)
-        filters = update_filters(filters, connectivity, maps, Y, filter_steps)
-        costs = _costs(Y, maps, filters, connectivity, lmbda, p, n_jobs)
-        history.append(float(costs.mean()))
-        if verbose:
-            print(
-                f"[conv_dict_learning] epoch {epoch + 1}/{n_epochs} "
-                f"cost {history[-1]:.6g} ({time.perf_counter() - start:.2f} s)",
-                flush=True,
-            )
-    return maps, filters, np.asarray(history), converged
-
-
-def init_filters(filters_init, n_filters, n_channels, filter_shape, connectivity, random_state, dtype):
-    """Validated initial filters: given ones projected, or random unit planes."""
-    if filters_init is None:
-        return random_filters(
-            n_filters, n_channels, filter_shape, connectivity,
-            check_random_state(random_state), dtype,
-        )
-    filters = check_filters(
-        filters_init, n_channels, len(filter_shape), dtype, name="filters_init"
-    )
-    expected = (n_filters, n_channels) + tuple(filter_shape)
-    if filters.shape != expected:
-        raise ValueError(
-            f"filters_init must have shape {expected}, got {filters.shape}."
-        )
-    norms = np.sqrt(np.sum(filters**2, axis=tuple(range(2, filters.ndim))))
-    zero = np.argwhere((norms == 0) & connectivity)
-    if zero.size:
-        raise ValueError(
-            "filters_init has planes of zero norm, which cannot be normalised, "
-            "where the connectivity is 1: (map, channel) = "
-            f"{[tuple(map(int, kc)) for kc in zero[:5]]}."
-        )
-    return normalize_filters(filters, connectivity)
 
 
 _COMMON_PARAMS = {
@@ -315,89 +262,3 @@ default=None
         init = init.reshape((len(X), len(filters)) + map_shape)
     maps, _, _ = _encode(Y, filters, g, lmbda, p, solver, max_iter, tol, init, n_jobs)
     return maps.reshape(len(X), -1)
-
-
-@validate_params(
-    {
-        "X": ["array-like"],
-        "n_filters": [Interval(Integral, 1, None, closed="left")],
-        "filter_shape": _SHAPE_CONSTRAINT,
-        "n_epochs": [Interval(Integral, 1, None, closed="left")],
-        "filters_init": [None, "array-like"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        **_COMMON_PARAMS,
-    },
-    prefer_skip_nested_validation=True,
-)
-def conv_dict_learning(
-    X, n_filters, filter_shape, *, image_shape=None, connectivity=None, lmbda=1.0,
-    p=1.0, solver="fista", max_iter=200, tol=1e-3, n_epochs=10, filters_init=None,
-    n_jobs=None, random_state=None, verbose=0,
-):
-    """Learn convolutional filters and sparse maps of X (one layer).
-
-    Alternates, for ``n_epochs``, map inference for every sample (warm
-    started) and projected-gradient steps on the filters, to minimise::
-
-        sum_n lambda/2 * sum_c ||sum_k g[k,c] conv_valid(z_nk, f_kc) - x_nc||^2
-              + sum_k |z_nk|_p^p
-
-    over maps and unit-norm filter planes.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-        Rows flattened in C order as ``(n_channels, *image_shape)``.
-    n_filters : int
-        Number of feature maps ``K``.
-    filter_shape : int or tuple of int
-        Spatial filter shape (an int is used on every axis).
-    image_shape, connectivity, lmbda, p, solver, max_iter, tol, n_jobs
-        As in :func:`conv_sparse_encode`.
-    n_epochs : int, default=10
-        Alternations of map inference and filter update.
-    filters_init : array-like of shape (n_filters, n_channels, *filter_shape), \
-default=None
-        Initial filters (projected to unit norm); random normal when None.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initial filters and random connectivity presets.
-    verbose : int, default=0
-        Print the cost and time of every epoch.
-
-    Returns
-    -------
-    maps : ndarray of shape (n_samples, n_filters * prod(map_shape))
-        Maps of the last epoch.
-    filters : ndarray of shape (n_filters, n_channels, *filter_shape)
-        Learned unit-norm filters (exact zeros where g[k, c] = 0).
-    cost_history : ndarray of shape (n_epochs,)
-        Mean per-sample cost after each epoch.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skdeconv import conv_dict_learning
-    >>> X = np.random.RandomState(0).standard_normal((4, 30))
-    >>> maps, filters, costs = conv_dict_learning(
-    ...     X, n_filters=3, filter_shape=5, n_epochs=3, random_state=0)
-    >>> maps.shape, filters.shape
-    ((4, 102), (3, 1, 5))
-    >>> bool(np.all(np.diff(costs) <= 1e-12))
-    True
-    """
-    X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
-    image_shape, n_channels = check_image_shape(image_shape, X.shape[1])
-    filter_shape = check_filter_shape(filter_shape, len(image_shape))
-    rng = check_random_state(random_state)
-    g = _make_connectivity(connectivity, n_filters, n_channels, rng)
-    filters = init_filters(
-        filters_init, n_filters, n_channels, filter_shape, g, rng, X.dtype
-    )
-    Y = X.reshape((len(X), n_channels) + image_shape)
-    maps, filters, history, converged = _learn_filters(
-        Y, filters, g, lmbda=lmbda, p=p, solver=solver, max_iter=max_iter, tol=tol,
-        n_epochs=n_epochs, n_jobs=n_jobs, verbose=verbose,
-    )
-    warn_not_converged(converged, tol, max_iter, where=" in the last epoch")
-    return maps.reshape(len(X), -1), filters, history

@@ -61,17 +61,109 @@ def _channel_lipschitz(map_spectra, connectivity):
     return bounds
 
 
+def filter_gradient_terms(op, map_spectra, Y):
+    """Filter-gradient pieces of a batch, at the filters of ``op``.
+
+    Returns ``sum_n conj(Z_nk) R_nc`` for every pair (k, c) (the spectra of
+    the gradient of 1/2 sum_n ||F z_n - y_n||^2, summed over the batch, so
+    that batches add up) and that data term per channel, shape (C,).
+    """
+    residual = op.forward_spectra(map_spectra) - Y
+    residual_spectra = op.rfft(residual) * op.shift_phase
+    correlations = op.mixer.pair_correlations(map_spectra, residual_spectra)
+    return correlations, _channel_data_terms(residual)
+
+
+def channel_data_terms(op, map_spectra, Y):
+    """1/2 sum_n ||(F z_n)_c - y_nc||^2 for every channel c, shape (C,)."""
+    return _channel_data_terms(op.forward_spectra(map_spectra) - Y)
+
+
+def _channel_data_terms(residual):
+    axes = (0,) + tuple(range(2, residual.ndim))
+    return 0.5 * np.sum(np.square(residual, dtype=np.float64), axis=axes)
+
+
+def correlations_to_gradient(op, correlations):
+    """Gradient planes (n_pairs, *filter_shape) from summed correlations."""
+    crop = (Ellipsis,) + tuple(slice(0, h) for h in op.filter_shape)
+    return op.irfft(correlations)[crop]
+
+
 def _filter_gradient(op, map_spectra, Y):
     """Gradient of 1/2 sum_n ||F z_n - y_n||^2 w.r.t. the planes of ``op``.
 
     Returns the gradient (n_pairs, *filter_shape) in the pair order of
     ``op.mixer`` and the cost.
     """
-    residual = op.forward_spectra(map_spectra) - Y
-    residual_spectra = op.rfft(residual) * op.shift_phase
-    correlations = op.mixer.pair_correlations(map_spectra, residual_spectra)
-    crop = (Ellipsis,) + tuple(slice(0, h) for h in op.filter_shape)
-    return op.irfft(correlations)[crop], 0.5 * float(np.vdot(residual, residual).real)
+    correlations, data_terms = filter_gradient_terms(op, map_spectra, Y)
+    return correlations_to_gradient(op, correlations), float(data_terms.sum())
+
+
+class MomentumFilterSteps:
+    """Accelerated projected gradient on unit-norm planes, one step per epoch.
+
+    The filter step of interleaved learning, where the maps change between
+    steps (Garcia-Cardona & Wohlberg, 2018).  Each step moves the
+    extrapolated filters ``point`` along minus the gradient of
+    1/2 sum_n ||F z_n - y_n||^2 by 1 / L_c on the planes of channel c,
+    projects every plane on the unit sphere and backtracks (L_c doubles)
+    until the quadratic model with L_c bounds the new cost of the channel.
+    L_c starts from the upper bound max_w sum_n sum_k g[k, c] |Z_nk(w)|^2
+    and shrinks by ``decrease`` after every step, so it follows the maps.
+
+    Parameters
+    ----------
+    filters : ndarray of shape (n_filters, n_channels, *filter_shape)
+        Unit-norm initial filters.
+    connectivity : ndarray of bool, shape (n_filters, n_channels)
+    decrease : float, default=0.8
+    """
+
+    def __init__(self, filters, connectivity, decrease=0.8):
+        self.filters = self.point = filters
+        self.connectivity = np.asarray(connectivity, dtype=bool)
+        self.rows, self.cols = np.nonzero(self.connectivity)
+        self.decrease = decrease
+        self.lipschitz = None
+        self._t = 1.0
+
+    def start_lipschitz(self, map_power):
+        """Initial L_c from sum_n |Z_nk(w)|^2, shape (n_filters, *freq)."""
+        flat = map_power.reshape(len(map_power), -1)
+        self.lipschitz = (self.connectivity.T.astype(flat.dtype) @ flat).max(axis=1)
+
+    def propose(self, gradient):
+        """Projected step from ``point`` with the current L_c; new array."""
+        inverse = np.divide(
+            1.0, self.lipschitz, out=np.zeros_like(self.lipschitz), where=self.lipschitz > 0
+        )
+        steps = inverse[self.cols].reshape((-1,) + (1,) * (gradient.ndim - 1))
+        moved = self.point.copy()
+        moved[self.rows, self.cols] -= (steps * gradient).astype(moved.dtype)
+        return normalize_filters(moved, self.connectivity, fallback=self.point)
+
+    def sufficient_decrease(self, candidate, gradient, data_point, data_candidate):
+        """Per channel: data(candidate) <= data(point) + <g, d> + L_c/2 ||d||^2."""
+        move = (candidate - self.point)[self.rows, self.cols].reshape(len(self.rows), -1)
+        n_channels = self.connectivity.shape[1]
+        linear = np.bincount(
+            self.cols, np.sum(gradient.reshape(len(move), -1) * move, axis=1), n_channels
+        )
+        quadratic = np.bincount(self.cols, np.sum(move * move, axis=1), n_channels)
+        bound = data_point + linear + 0.5 * self.lipschitz * quadratic
+        return data_candidate <= bound + 1e-12 * np.abs(data_point)
+
+    def backtrack(self, failed):
+        self.lipschitz = np.where(failed, 2 * self.lipschitz, self.lipschitz)
+
+    def accept(self, candidate):
+        """Take the step: new filters, extrapolated point, smaller L_c."""
+        t_new = 0.5 * (1 + np.sqrt(1 + 4 * self._t**2))
+        momentum = float((self._t - 1) / t_new)  # a Python float keeps float32
+        self.point = candidate + momentum * (candidate - self.filters)
+        self.filters, self._t = candidate, t_new
+        self.lipschitz = self.decrease * self.lipschitz
 
 
 def update_filters(filters, connectivity, maps, Y, n_steps, workers=1, rtol=1e-6):

@@ -26,7 +26,7 @@ from ._coder import ConvSparseCoder
 # anything else is used for every layer.
 _PER_LAYER = (
     "filter_shape", "connectivity", "lmbda", "p", "solver", "max_iter", "tol",
-    "n_epochs",
+    "n_epochs", "fit_algorithm",
 )
 _LAYER_CONSTRAINTS = {
     name: ConvSparseCoder._parameter_constraints[name]
@@ -137,8 +137,10 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         Iterations of map inference per sample, per layer if a tuple.
     tol : float or tuple of float, default=1e-3
         Stopping tolerance of map inference, per layer if a tuple.
-    n_epochs : int or tuple of int, default=10
+    n_epochs : int or tuple of int, default=100
         Epochs of filter learning of every layer, per layer if a tuple.
+    fit_algorithm : {'interleaved', 'alternating'} or tuple, default='interleaved'
+        Filter learning of every layer (see :class:`ConvSparseCoder`).
     n_jobs : int, default=None
         Joblib workers over chunks of samples, in every layer.
     random_state : int, RandomState instance or None, default=None
@@ -222,7 +224,8 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         solver="fista",
         max_iter=200,
         tol=1e-3,
-        n_epochs=10,
+        n_epochs=100,
+        fit_algorithm="interleaved",
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -237,6 +240,7 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         self.max_iter = max_iter
         self.tol = tol
         self.n_epochs = n_epochs
+        self.fit_algorithm = fit_algorithm
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose

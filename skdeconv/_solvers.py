@@ -84,6 +84,40 @@ class _ActiveSet:
         self.n_iter[self.index] += iterations
 
 
+def fista_start(Y, init, weights=None):
+    """FISTA's per-sample state from the initial maps (arrays are copies)."""
+    if weights is None:
+        weights = np.ones((len(Y),) + (1,) * (Y.ndim - 1), Y.dtype)
+    return {"x": init.copy(), "y": init.copy(), "t": np.ones(len(Y)), "target": Y,
+            "weights": weights}
+
+
+def fista_iteration(op, lmbda, p, step, state):
+    """One FISTA step with adaptive restart on every sample of ``state``.
+
+    ``step`` is lambda times a bound of ||F||^2.  Updates ``state`` and
+    returns ``(||x_t - x_{t-1}||, ||x_t||)`` per sample.
+    """
+    x, y = state["x"], state["y"]
+    residual = op.forward(y) - state["target"]
+    residual *= state["weights"]
+    point = op.adjoint(residual)
+    point *= -lmbda / step
+    point += y
+    x_new = shrink(point, step, p)
+    delta = np.subtract(x_new, x, out=point)
+    restart = _sample_dots(y, delta) > _sample_dots(x_new, delta)
+    change, size = _sample_norms(delta), _sample_norms(x_new)
+    t_new, momentum = _momentum(state["t"], restart)
+    delta *= _per_sample(momentum, x.ndim).astype(x.dtype)
+    state.update(x=x_new, y=np.add(x_new, delta, out=delta), t=t_new)
+    return change, size
+
+
+def fista_maps(op, state):
+    return state["x"]
+
+
 def fista(op, Y, lmbda, p, init, max_iter, tol, weights=None):
     """FISTA with adaptive (gradient) restart, step 1 / (lambda ||F||^2).
 
@@ -97,30 +131,13 @@ def fista(op, Y, lmbda, p, init, max_iter, tol, weights=None):
         # F is (numerically) zero: the data term is constant, z = 0 minimises.
         n_samples = len(Y)
         return np.zeros_like(init), np.zeros(n_samples, int), np.ones(n_samples, bool)
-    ndim = init.ndim
-    active = _ActiveSet(
-        len(Y), init.copy(), x=init.copy(), y=init.copy(),
-        t=np.ones(len(Y)), target=Y,
-        weights=np.ones((len(Y),) + (1,) * (Y.ndim - 1), Y.dtype) if weights is None else weights,
-    )
+    active = _ActiveSet(len(Y), init.copy(), **fista_start(Y, init, weights))
     for _ in range(max_iter):
         if not active.index.size:
             break
-        x, y = active.x, active.y
-        residual = op.forward(y) - active.target
-        residual *= active.weights
-        point = op.adjoint(residual)
-        point *= -lmbda / step
-        point += y
-        x_new = shrink(point, step, p)
-        delta = np.subtract(x_new, x, out=point)
-        restart = _sample_dots(y, delta) > _sample_dots(x_new, delta)
-        converged = _sample_norms(delta) <= tol * _sample_norms(x_new)
-        t_new, momentum = _momentum(active.t, restart)
-        delta *= _per_sample(momentum, ndim).astype(x.dtype)
-        y_new = np.add(x_new, delta, out=delta)
+        change, size = fista_iteration(op, lmbda, p, step, active.state)
+        converged = change <= tol * size
         active.count(1)
-        active.update(x=x_new, y=y_new, t=t_new)
         active.retire(converged, converged, "x")
     active.finish("x")
     return active.output, active.n_iter, active.converged
@@ -248,10 +265,65 @@ class _MaskedAdmmSteps:
         return op.irfft(rhs), op.irfft(reduced)
 
 
-def admm(
-    op, Y, lmbda, p, init, max_iter, tol,
-    relaxation=1.8, rho_scaling=2.0, residual_ratio=10.0, rho_period=10,
+# Iterations between two residual-balancing updates of ADMM's rho.
+RHO_PERIOD = 10
+
+
+def admm_start(op, Y, init, lmbda):
+    """ADMM's per-sample state on the FFT grid from the initial maps."""
+    steps = _MaskedAdmmSteps(op)
+    data = np.zeros((len(Y), op.n_channels) + op.fft_shape, dtype=Y.dtype)
+    data[steps.window] = Y
+    sparse = _on_grid(op, init, op.n_filters)
+    return {"y0": steps.synthesis(sparse), "y1": sparse, "u0": np.zeros_like(data),
+            "u1": np.zeros_like(sparse), "data": data,
+            "rho": np.full(len(Y), 50.0 / lmbda + 1.0)}
+
+
+def admm_iteration(
+    op, lmbda, p, state, balance, relaxation=1.8, rho_scaling=2.0, residual_ratio=10.0,
 ):
+    """One over-relaxed ADMM iteration on every sample of ``state``.
+
+    ``balance``: rescale each sample's rho by residual balancing.  Updates
+    ``state`` and returns the relative primal and dual residuals.
+    """
+    steps = _MaskedAdmmSteps(op)
+    y0, y1, u0, u1 = state["y0"], state["y1"], state["u0"], state["u1"]
+    ndim = y1.ndim
+    rho = _per_sample(state["rho"], ndim).astype(y1.dtype)
+    x, dx = steps.x_step(y0 - u0, y1 - u1)
+    scale = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
+    # residuals r = A x - y, then the relaxed v = y + alpha r + u
+    x -= y1
+    dx -= y0
+    primal = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
+    v1 = _relaxed(x, relaxation, y1, u1)
+    v0 = _relaxed(dx, relaxation, y0, u0)
+    y0_new = np.where(steps.mask, (state["data"] + rho * v0) / (1 + rho), v0)
+    y1_new = shrink(v1, rho * lmbda, p)
+    y0 -= y0_new
+    y1 -= y1_new
+    dual = state["rho"] * np.sqrt(_sample_dots(y0, y0) + _sample_dots(y1, y1))
+    u0, u1 = np.subtract(v0, y0_new, out=v0), np.subtract(v1, y1_new, out=v1)
+    dual_scale = state["rho"] * np.sqrt(_sample_dots(u0, u0) + _sample_dots(u1, u1))
+    primal_rel = primal / np.maximum(scale, np.finfo(float).tiny)
+    dual_rel = dual / np.maximum(dual_scale, np.finfo(float).tiny)
+    if balance:
+        factor = _rho_factor(primal_rel, dual_rel, residual_ratio, rho_scaling)
+        u0 /= _per_sample(factor, ndim).astype(u0.dtype)
+        u1 /= _per_sample(factor, ndim).astype(u1.dtype)
+        state["rho"] = state["rho"] * factor
+    state.update(y0=y0_new, y1=y1_new, u0=u0, u1=u1)
+    return primal_rel, dual_rel
+
+
+def admm_maps(op, state):
+    """The sparse iterate y1 cropped from the FFT grid to the maps."""
+    return state["y1"][(Ellipsis,) + tuple(slice(0, m) for m in op.map_shape)]
+
+
+def admm(op, Y, lmbda, p, init, max_iter, tol):
     """ADMM with mask decoupling in the Fourier domain (Wohlberg 2016).
 
     Solves the same problem scaled by 1 / lambda,
@@ -260,55 +332,24 @@ def admm(
     D x = y0 (data) and x = y1 (sparse maps): the x-step is exact per
     frequency (Woodbury on the C x C system), y0 is a masked average and y1
     a shrinkage.  Over-relaxation 1.8 and residual balancing of each
-    sample's own penalty rho as in SPORCO.  A sample stops when its primal
-    and dual residuals, relative to ||A x|| and ||rho u||, are both
-    ``<= tol``.  Returns the sparse maps ``y1`` cropped to the map shape.
+    sample's own penalty rho every ``RHO_PERIOD`` iterations, as in SPORCO.
+    A sample stops when its primal and dual residuals, relative to ||A x||
+    and ||rho u||, are both ``<= tol``.  Returns the sparse maps ``y1``
+    cropped to the map shape.
     """
-    steps = _MaskedAdmmSteps(op)
-    n_samples, ndim = len(Y), init.ndim
-    data = np.zeros((n_samples, op.n_channels) + op.fft_shape, dtype=Y.dtype)
-    data[steps.window] = Y
-    sparse = _on_grid(op, init, op.n_filters)
-    active = _ActiveSet(
-        n_samples, init.copy(), y0=steps.synthesis(sparse), y1=sparse,
-        u0=np.zeros_like(data), u1=np.zeros_like(sparse), data=data,
-        rho=np.full(n_samples, 50.0 / lmbda + 1.0),
-    )
-    crop = (Ellipsis,) + tuple(slice(0, m) for m in init.shape[2:])
+    active = _ActiveSet(len(Y), init.copy(), **admm_start(op, Y, init, lmbda))
     for iteration in range(1, max_iter + 1):
         if not active.index.size:
             break
-        y0, y1, u0, u1 = active.y0, active.y1, active.u0, active.u1
-        rho = _per_sample(active.rho, ndim).astype(y1.dtype)
-        x, dx = steps.x_step(y0 - u0, y1 - u1)
-        scale = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
-        # residuals r = A x - y, then the relaxed v = y + alpha r + u
-        x -= y1
-        dx -= y0
-        primal = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
-        v1 = _relaxed(x, relaxation, y1, u1)
-        v0 = _relaxed(dx, relaxation, y0, u0)
-        y0_new = np.where(steps.mask, (active.data + rho * v0) / (1 + rho), v0)
-        y1_new = shrink(v1, rho * lmbda, p)
-        y0 -= y0_new
-        y1 -= y1_new
-        dual = active.rho * np.sqrt(_sample_dots(y0, y0) + _sample_dots(y1, y1))
-        u0, u1 = np.subtract(v0, y0_new, out=v0), np.subtract(v1, y1_new, out=v1)
-        dual_scale = active.rho * np.sqrt(_sample_dots(u0, u0) + _sample_dots(u1, u1))
-        primal_rel = primal / np.maximum(scale, np.finfo(float).tiny)
-        dual_rel = dual / np.maximum(dual_scale, np.finfo(float).tiny)
-        if iteration % rho_period == 0:
-            factor = _rho_factor(primal_rel, dual_rel, residual_ratio, rho_scaling)
-            u0 /= _per_sample(factor, ndim).astype(u0.dtype)
-            u1 /= _per_sample(factor, ndim).astype(u1.dtype)
-            active.update(rho=active.rho * factor)
+        primal_rel, dual_rel = admm_iteration(
+            op, lmbda, p, active.state, balance=iteration % RHO_PERIOD == 0
+        )
         converged = (primal_rel <= tol) & (dual_rel <= tol)
         active.count(1)
-        active.update(y0=y0_new, y1=y1_new, u0=u0, u1=u1)
         if converged.any():
-            active.update(maps=y1_new[crop])
+            active.update(maps=admm_maps(op, active.state))
             active.retire(converged, converged, "maps")
-    active.update(maps=active.y1[crop])
+    active.update(maps=admm_maps(op, active.state))
     active.finish("maps")
     return active.output, active.n_iter, active.converged
 

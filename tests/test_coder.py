@@ -197,7 +197,8 @@ def test_score_is_minus_mean_cost(p):
 def test_cost_history_non_increasing_and_n_iter():
     X = _fruit_rows(16)[:6]
     coder = ConvSparseCoder(
-        n_filters=4, filter_shape=5, image_shape=(16, 16), lmbda=5.0, n_epochs=6, random_state=0
+        n_filters=4, filter_shape=5, image_shape=(16, 16), lmbda=5.0, n_epochs=6,
+        fit_algorithm="alternating", random_state=0,
     ).fit(X)
     history = coder.cost_history_
     assert history.shape == (6,)

