@@ -7,7 +7,9 @@ of Caltech-101 (``101_ObjectCategories``: one folder per class):
 
 1. images resized to 150x150 gray levels, locally contrast normalised;
 2. a 2-layer Deconvolutional Network (9 maps 7x7 "full", 45 maps 7x7 "singles
-   and pairs") learnt on a few training images;
+   and pairs") learnt on a few training images, by default in 300 and 50
+   interleaved epochs as ``python -m skdeconv`` (``--n-epochs``,
+   ``--fit-algorithm``: one value or one per layer);
 3. dense descriptors from the layer-1 and layer-2 maps: 16x16 patches every
    8 pixels, ``|maps|`` averaged on a 4x4 grid
    (:class:`~skdeconv.pooling.DenseMapDescriptors`);
@@ -63,14 +65,23 @@ def parse_args(argv=None):
                         help="use only the first classes (quick runs)")
     parser.add_argument("--n-network-images", type=int, default=50,
                         help="training images the network learns its filters from")
-    parser.add_argument("--n-epochs", type=int, default=5,
-                        help="filter learning epochs per layer")
+    parser.add_argument("--n-epochs", type=int, nargs="+", default=[300, 50],
+                        help="filter learning epochs: one value, or one per layer")
+    parser.add_argument("--fit-algorithm", nargs="+", default=["interleaved"],
+                        choices=["interleaved", "alternating"],
+                        help="filter learning scheme: one value, or one per layer")
     parser.add_argument("--max-iter", type=int, default=200,
-                        help="map inference iterations")
+                        help="map inference iterations (transform; and every epoch "
+                             "of 'alternating' learning)")
     parser.add_argument("--n-words", type=int, default=200, help="codebook size")
     parser.add_argument("--C", type=float, default=1.0, help="SVM regularisation")
     parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs")
     return parser.parse_args(argv)
+
+
+def per_layer(values):
+    """A command-line list of one value, or of one value per layer."""
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def split_per_class(y, n_train, n_test, rng):
@@ -105,7 +116,8 @@ def main(argv=None):
     network = DeconvNetworkTransformer(
         n_filters=(9, 45), filter_shape=7, connectivity=("full", "singles_and_pairs"),
         image_shape=(args.image_size, args.image_size), max_iter=args.max_iter,
-        n_epochs=args.n_epochs, n_jobs=args.n_jobs, random_state=args.seed,
+        n_epochs=per_layer(args.n_epochs), fit_algorithm=per_layer(args.fit_algorithm),
+        n_jobs=args.n_jobs, random_state=args.seed,
     )
     subset = rng.choice(train, min(args.n_network_images, len(train)), replace=False)
     network.fit(X[subset])

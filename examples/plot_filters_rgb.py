@@ -14,7 +14,9 @@ channel each (2 for red, 2 for green, 2 for blue) and learn filters of that
 channel only: planes outside the connectivity are exact zeros.
 
 .. note::
-   A short run: 6 images cropped to 64x64 and 15 epochs of filter learning.
+   A short run: 6 images cropped to 64x64 and 300 interleaved epochs of filter
+   learning (one map-solver iteration per image, then one filter step; a few
+   seconds).
 """
 
 # %%
@@ -56,10 +58,10 @@ ax.set(xticks=range(3), xticklabels=["R", "G", "B"], yticks=range(12),
 # -----------------
 coder = ConvSparseCoder(
     n_filters=12, filter_shape=7, image_shape=image_shape, connectivity=g,
-    lmbda=5.0, max_iter=50, tol=1e-3, n_epochs=15, scale_input=True, random_state=0,
+    lmbda=5.0, max_iter=50, tol=1e-3, n_epochs=300, scale_input=True, random_state=0,
 )
 with warnings.catch_warnings():
-    # Map inference stops at max_iter by design in this short run.
+    # transform's map inference stops at max_iter by design in this short run.
     warnings.simplefilter("ignore", ConvergenceWarning)
     coder.fit(X)
     maps = coder.transform(X[:1])

@@ -14,8 +14,10 @@ on its own:
    maximises cross-validated accuracy, which does have an optimum inside the grid.
 
 .. note::
-   To run in under a minute it uses 600 of scikit-learn's 8x8 digits, short map
-   inference (``max_iter=50``, ``tol=1e-2``) and 3 epochs of filter learning.
+   To run in under a minute it uses 600 of scikit-learn's 8x8 digits, 50 epochs
+   of interleaved filter learning (the default ``fit_algorithm``: one map-solver
+   iteration per digit, then one filter step) and short map inference in
+   ``transform`` (``max_iter=50``, ``tol=1e-2``).
 """
 
 # %%
@@ -42,7 +44,7 @@ X, y = load_digits(return_X_y=True)
 X, y = (X[:600] / 16).astype(np.float32), y[:600]
 coder = ConvSparseCoder(
     n_filters=8, filter_shape=3, image_shape=(8, 8), max_iter=50, tol=1e-2,
-    n_epochs=3, random_state=0,
+    n_epochs=50, random_state=0,
 )
 lmbdas = [1.0, 3.0, 10.0, 30.0, 100.0]
 
@@ -87,13 +89,13 @@ for ax in axes:
     ax.set(xscale="log", xlabel="lmbda")
 
 # %%
-# A criterion without labels that is not monotone would score ``lmbda`` on data
-# the maps did not see, for example by hiding a random subset of each image's
-# pixels, inferring the maps from the visible pixels only and measuring the error
-# on the hidden ones. That needs a masked data term in map inference, which
-# skdeconv does not offer (yet). When clean data exist, adding noise and scoring
-# the denoised result against the clean data works (see the denoising example).
-# Otherwise, choose ``lmbda`` for the task the maps serve, as below.
+# A criterion without labels that is not monotone scores ``lmbda`` on data the
+# maps did not see: :func:`~skdeconv.heldout_pixel_score` hides a random subset
+# of each image's pixels, infers the maps from the visible pixels only and
+# measures the error on the hidden ones (pass it as ``scoring``; see the user
+# guide). When clean data exist, adding noise and scoring the denoised result
+# against the clean data works too (see the denoising example). When the maps
+# serve a task, choose ``lmbda`` for that task, as below.
 #
 # 2. With labels: the accuracy of a classifier
 # --------------------------------------------
@@ -124,9 +126,10 @@ print(
 # %%
 # Cross-validated accuracy per ``lmbda``, for each filter size. Unlike the cost,
 # accuracy is not monotone by construction: too small a ``lmbda`` leaves the maps
-# almost empty, and beyond some value denser maps stop helping (on these tiny
-# images the accuracy levels off rather than falls; the digits classification
-# example shows the same).
+# almost empty, and beyond some value denser maps stop helping: with 3x3 filters
+# the accuracy peaks at ``lmbda=10`` (90.3%) and falls at 100 (87.8%); with 5x5
+# filters it varies less (the differences are of the order of the error bars on
+# these 600 tiny images).
 results = supervised.cv_results_
 fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
 for filter_shape in (3, 5):

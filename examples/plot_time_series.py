@@ -62,14 +62,16 @@ ax.set(title="one of the signals", xlabel="time")
 # Learn three filters
 # -------------------
 # ``filter_shape=32`` is the motif length; maps have ``400 + 32 - 1 = 431``
-# samples. A moderate ``lmbda`` gives sparse activations; 30 epochs of filter
-# learning take a few seconds.
+# samples. A moderate ``lmbda`` gives sparse activations. Learning runs 200
+# interleaved epochs (the default ``fit_algorithm``: one FISTA iteration per
+# signal, then one filter step), under a second; ``max_iter`` and ``tol`` bound
+# the map inference of ``transform``.
 coder = ConvSparseCoder(
     n_filters=3, filter_shape=motif_length, lmbda=5.0, max_iter=200, tol=1e-3,
-    n_epochs=30, random_state=0,
+    n_epochs=200, random_state=0,
 )
 with warnings.catch_warnings():
-    # A few signals may need more than max_iter iterations; that is fine here.
+    # transform: a few signals may need more than max_iter iterations; fine here.
     warnings.simplefilter("ignore", ConvergenceWarning)
     coder.fit(X)
     maps = coder.transform(X[:1]).reshape(coder.feature_map_shape_)

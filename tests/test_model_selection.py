@@ -37,7 +37,7 @@ def test_masked_inference_ignores_hidden_pixels():
 def test_heldout_score_picks_an_interior_lambda_where_score_picks_the_smallest():
     X = _fruit_rows()
     grid = {"lmbda": [0.3, 3.0, 100.0]}
-    coder = ConvSparseCoder(9, 7, image_shape=(32, 32), n_epochs=3, random_state=0)
+    coder = ConvSparseCoder(9, 7, image_shape=(32, 32), n_epochs=100, random_state=0)
     by_cost = GridSearchCV(coder, grid, cv=2).fit(X)
     by_heldout = GridSearchCV(coder, grid, cv=2, scoring=heldout_pixel_score).fit(X)
     assert by_cost.best_params_["lmbda"] == 0.3
