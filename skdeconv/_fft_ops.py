@@ -46,9 +46,10 @@ class _PairMixer:
         self._pairs_of_map = [pairs[self.map_of_pair == k] for k in range(g.shape[0])]
 
     @staticmethod
-    def _accumulate(inputs, input_of_pair, pair_spectra, pairs_of_output):
-        n_out = len(pairs_of_output)
-        out = np.zeros((len(inputs), n_out) + inputs.shape[2:], inputs.dtype)
+    def _accumulate(inputs, input_of_pair, pair_spectra, pairs_of_output, out=None):
+        if out is None:
+            n_out = len(pairs_of_output)
+            out = np.zeros((len(inputs), n_out) + inputs.shape[2:], inputs.dtype)
         buffer = np.empty_like(out[:, 0])
         for plane, pairs in zip(out.swapaxes(0, 1), pairs_of_output):
             for pair in pairs:
@@ -69,10 +70,13 @@ class _PairMixer:
             map_spectra, self.map_of_pair, pair_spectra, self._pairs_of_channel
         )
 
-    def to_maps(self, channel_spectra, pair_spectra):
-        """sum_c g[k,c] A_c B_kc for A (n, C, ...) and B (n_pairs, ...)."""
+    def to_maps(self, channel_spectra, pair_spectra, out=None):
+        """sum_c g[k,c] A_c B_kc for A (n, C, ...) and B (n_pairs, ...).
+
+        Added to ``out`` (n, K, ...) in place when given.
+        """
         return self._accumulate(
-            channel_spectra, self.channel_of_pair, pair_spectra, self._pairs_of_map
+            channel_spectra, self.channel_of_pair, pair_spectra, self._pairs_of_map, out
         )
 
 
@@ -98,6 +102,7 @@ class ConvOperator:
         )
         self.fft_shape = fft_shape_for(self.map_shape)
         self.axes = tuple(range(-len(self.image_shape), 0))
+        self.freq_shape = self.fft_shape[:-1] + (self.fft_shape[-1] // 2 + 1,)
         self.workers = workers
         self.mixer = _PairMixer(connectivity)
         self.n_filters, self.n_channels = connectivity.shape
@@ -122,26 +127,68 @@ class ConvOperator:
             phase = phase * delay.reshape(shape).astype(phase.dtype)
         return phase
 
-    def rfft(self, x):
-        """Real FFT of the spatial axes on the operator's grid."""
-        return sp_fft.rfftn(x, s=self.fft_shape, axes=self.axes, workers=self.workers)
+    def rfft(self, x, out=None):
+        """Real FFT of the spatial axes on the operator's grid.
 
-    def irfft(self, x):
-        return sp_fft.irfftn(x, s=self.fft_shape, axes=self.axes, workers=self.workers)
+        ``out`` (complex128, the spectra's shape) is a buffer the result is
+        written to when possible: use the returned array.  Reusing it saves
+        allocating (and page-faulting) the spectra at every call.  numpy's
+        forward FFT runs float32 through its float64 loop (its scale factor
+        is a Python scalar), so float32 spectra come from ``scipy.fft``.
+        """
+        if out is None or out.dtype != np.complex128 or self.workers != 1:
+            return sp_fft.rfftn(x, s=self.fft_shape, axes=self.axes, workers=self.workers)
+        rows = tuple(slice(0, m) for m in x.shape[2:-1])
+        np.fft.rfft(x, n=self.fft_shape[-1], axis=-1, out=out[(Ellipsis,) + rows + (slice(None),)])
+        for axis, m in zip(self.axes[:-1], x.shape[2:-1]):
+            padding = [slice(None)] * out.ndim
+            padding[axis] = slice(m, None)
+            out[tuple(padding)] = 0
+            np.fft.fft(out, axis=axis, out=out)
+        return out
+
+    def irfft(self, x, overwrite_x=False, out=None):
+        """Inverse of :meth:`rfft`; ``overwrite_x`` lets it use ``x`` as scratch.
+
+        ``out``: a real buffer for the result (one thread only): use the
+        returned array.
+
+        On one thread the complex passes run in place and the last axis is
+        inverted by numpy's pocketfft: scipy's ``irfftn`` allocates two
+        fresh arrays per call, whose page faults nearly double its time.
+        """
+        if self.workers != 1:
+            return sp_fft.irfftn(x, s=self.fft_shape, axes=self.axes, workers=self.workers)
+        if not overwrite_x:
+            x = x.copy()
+        for axis in self.axes[:-1]:
+            np.fft.ifft(x, axis=axis, out=x)
+        return np.fft.irfft(x, n=self.fft_shape[-1], axis=self.axes[-1], out=out)
 
     def forward_spectra(self, map_spectra):
         """F z from the maps' spectra (n, K, *freq) -> (n, C, *image_shape)."""
         mixed = self.mixer.to_channels(map_spectra, self.pair_spectra)
-        return self.irfft(mixed)[self._valid]
+        return self.irfft(mixed, overwrite_x=True)[self._valid]
 
     def forward(self, maps):
         """F z for maps (n, K, *map_shape) -> (n, C, *image_shape)."""
         return self.forward_spectra(self.rfft(maps))
 
+    def gradient_point(self, map_spectra, residual, out=None):
+        """z + F' r from the spectra of z (overwritten) -> (n, K, *map_shape).
+
+        ``out`` (n, K, *map_shape) receives the result when the maps fill the
+        FFT grid: use the returned array.
+        """
+        mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra, out=map_spectra)
+        if self.map_shape != self.fft_shape:
+            out = None
+        return np.ascontiguousarray(self.irfft(mixed, overwrite_x=True, out=out)[self._maps])
+
     def adjoint(self, residual):
         """F' r for residual (n, C, *image_shape) -> (n, K, *map_shape)."""
         mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra)
-        return np.ascontiguousarray(self.irfft(mixed)[self._maps])
+        return np.ascontiguousarray(self.irfft(mixed, overwrite_x=True)[self._maps])
 
     def synthesis_spectra(self, map_spectra):
         """Spectrum of the circular synthesis D x on the FFT grid: (n, C, *freq)."""

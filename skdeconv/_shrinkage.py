@@ -25,10 +25,10 @@ def shrink(values, beta, p):
         in closed form for ``p = 1/2`` (half thresholding), by Newton's
         method from ``|v|`` (monotone, quadratic) for other ``p``.
     """
-    if p == 1:
-        magnitude = np.abs(values) - np.asarray(1 / beta, dtype=values.dtype)
-        np.maximum(magnitude, 0, out=magnitude)
-        return np.copysign(magnitude, values, out=magnitude)
+    if p == 1:  # v - clip(v, -t, t): two passes
+        threshold = np.asarray(1 / beta, dtype=values.dtype)
+        clipped = np.clip(values, -threshold, threshold)
+        return np.subtract(values, clipped, out=clipped)
     return _shrink_fractional(values, beta, p)
 
 

@@ -11,6 +11,7 @@ as it has converged, so the result never depends on the other samples.
 
 import numpy as np
 
+from ._fft_ops import complex_dtype
 from ._shrinkage import penalty, shrink
 
 
@@ -92,26 +93,70 @@ def fista_start(Y, init, weights=None):
             "weights": weights}
 
 
-def fista_iteration(op, lmbda, p, step, state):
+def fista_iteration(op, lmbda, p, step, state, spectra=None, points=None):
     """One FISTA step with adaptive restart on every sample of ``state``.
 
-    ``step`` is lambda times a bound of ||F||^2.  Updates ``state`` and
+    ``step`` is lambda times a bound of ||F||^2.  Optional buffers reused
+    across iterations (no page faults of fresh arrays at every step):
+    ``spectra`` (n, K, *freq) complex for the maps' spectra and ``points``
+    (2, >= n, K, *map_shape) for the gradient step and the extrapolated
+    iterate, which alternate between its two halves.  Updates ``state`` and
     returns ``(||x_t - x_{t-1}||, ||x_t||)`` per sample.
     """
     x, y = state["x"], state["y"]
-    residual = op.forward(y) - state["target"]
+    spectra = op.rfft(y, out=spectra)
+    residual = op.forward_spectra(spectra) - state["target"]
     residual *= state["weights"]
-    point = op.adjoint(residual)
-    point *= -lmbda / step
-    point += y
+    residual *= -lmbda / step
+    if points is not None:  # the half that does not hold y
+        points = points[int(np.may_share_memory(points[0], y))][: len(y)]
+    point = op.gradient_point(spectra, residual, out=points)
     x_new = shrink(point, step, p)
-    delta = np.subtract(x_new, x, out=point)
-    restart = _sample_dots(y, delta) > _sample_dots(x_new, delta)
-    change, size = _sample_norms(delta), _sample_norms(x_new)
-    t_new, momentum = _momentum(state["t"], restart)
-    delta *= _per_sample(momentum, x.ndim).astype(x.dtype)
-    state.update(x=x_new, y=np.add(x_new, delta, out=delta), t=t_new)
-    return change, size
+    t_new, momentum = _momentum(state["t"], np.zeros(len(x), dtype=bool))
+    dots = _extrapolate(x, y, x_new, momentum, out=point)
+    restart = dots[0] > dots[1]
+    if restart.any():  # no momentum: y = x and t starts again from 1
+        point[restart] = x_new[restart]
+        t_new = np.where(restart, 1.0, t_new)
+    state.update(x=x_new, y=point, t=t_new)
+    return np.sqrt(dots[2]), np.sqrt(dots[3])
+
+
+# Elements of each sample handled at a time by the fused FISTA update: the
+# block of every array it reads stays in the L2 cache across its passes.
+_BLOCK = 2**15
+
+
+def _extrapolate(x, y, x_new, momentum, out):
+    """out = x_new + momentum (x_new - x), and per-sample dot products.
+
+    Fuses the passes of FISTA's update over blocks of each sample's
+    elements (the blocks do not depend on the batch, so neither do the
+    results).  Returns ``(y.d, x_new.d, d.d, x_new.x_new)`` with
+    ``d = x_new - x``, shape (4, n_samples), in float64.
+    """
+    n = len(x)
+    x, y, x_new, flat = (a.reshape(n, -1) for a in (x, y, x_new, out))
+    weight = momentum.astype(x.dtype)[:, None]
+    starts = range(0, flat.shape[1], _BLOCK)
+    partial = np.empty((len(starts), 4, n), x.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for dots, start in zip(partial, starts):
+            block = slice(start, start + _BLOCK)
+            new, delta = x_new[:, block], flat[:, block]
+            np.subtract(new, x[:, block], out=delta)
+            for row, (a, b) in enumerate(
+                ((y[:, block], delta), (new, delta), (delta, delta), (new, new))
+            ):
+                np.vecdot(a, b, out=dots[row])
+            delta *= weight
+            delta += new
+    if np.isfinite(partial).all():
+        return partial.sum(axis=0, dtype=np.float64)
+    # float32 products overflowed (see _sample_dots): again in float64
+    delta = x_new - x.astype(np.float64)
+    pairs = ((y, delta), (x_new, delta), (delta, delta), (x_new, x_new))
+    return np.stack([np.vecdot(a, b, dtype=np.float64) for a, b in pairs])
 
 
 def fista_maps(op, state):
@@ -132,10 +177,14 @@ def fista(op, Y, lmbda, p, init, max_iter, tol, weights=None):
         n_samples = len(Y)
         return np.zeros_like(init), np.zeros(n_samples, int), np.ones(n_samples, bool)
     active = _ActiveSet(len(Y), init.copy(), **fista_start(Y, init, weights))
+    spectra = np.empty((len(Y), op.n_filters) + op.freq_shape, complex_dtype(init.dtype))
+    points = np.empty((2,) + init.shape, init.dtype)
     for _ in range(max_iter):
         if not active.index.size:
             break
-        change, size = fista_iteration(op, lmbda, p, step, active.state)
+        change, size = fista_iteration(
+            op, lmbda, p, step, active.state, spectra[: active.index.size], points
+        )
         converged = change <= tol * size
         active.count(1)
         active.retire(converged, converged, "x")
@@ -262,7 +311,7 @@ class _MaskedAdmmSteps:
         rhs = op.circular_adjoint_spectra(op.rfft(data_target)) + op.rfft(map_target)
         reduced = np.einsum("cd...,nd...->nc...", op.woodbury_inverse, op.synthesis_spectra(rhs))
         rhs -= op.circular_adjoint_spectra(reduced)
-        return op.irfft(rhs), op.irfft(reduced)
+        return op.irfft(rhs, overwrite_x=True), op.irfft(reduced, overwrite_x=True)
 
 
 # Iterations between two residual-balancing updates of ADMM's rho.
