@@ -3,7 +3,7 @@
 import numpy as np
 
 
-def shrink(values, beta, p):
+def shrink(values, beta, p, out=None):
     """Per-value minimiser of ``|x|^p + beta/2 (x - v)^2``.
 
     Parameters
@@ -14,6 +14,8 @@ def shrink(values, beta, p):
         Weight of the quadratic term (> 0).
     p : float in (0, 1]
         Exponent of the sparsity penalty.
+    out : ndarray, optional
+        Where to write the result (``values`` itself is allowed).
 
     Returns
     -------
@@ -28,8 +30,11 @@ def shrink(values, beta, p):
     if p == 1:  # v - clip(v, -t, t): two passes
         threshold = np.asarray(1 / beta, dtype=values.dtype)
         clipped = np.clip(values, -threshold, threshold)
-        return np.subtract(values, clipped, out=clipped)
-    return _shrink_fractional(values, beta, p)
+        return np.subtract(values, clipped, out=clipped if out is None else out)
+    if out is None:
+        return _shrink_fractional(values, beta, p)
+    out[...] = _shrink_fractional(values, beta, p)
+    return out
 
 
 def _threshold_fractional(beta, p):

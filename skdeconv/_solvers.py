@@ -99,26 +99,29 @@ def fista_iteration(op, lmbda, p, step, state, spectra=None, points=None):
     ``step`` is lambda times a bound of ||F||^2.  Optional buffers reused
     across iterations (no page faults of fresh arrays at every step):
     ``spectra`` (n, K, *freq) complex for the maps' spectra and ``points``
-    (2, >= n, K, *map_shape) for the gradient step and the extrapolated
-    iterate, which alternate between its two halves.  Updates ``state`` and
-    returns ``(||x_t - x_{t-1}||, ||x_t||)`` per sample.
+    (3, >= n, K, *map_shape), whose slots hold the iterate, the
+    extrapolated point and the next gradient step in turn.  Updates
+    ``state`` and returns ``(||x_t - x_{t-1}||, ||x_t||)`` per sample.
     """
     x, y = state["x"], state["y"]
     spectra = op.rfft(y, out=spectra)
     residual = op.forward_spectra(spectra) - state["target"]
     residual *= state["weights"]
     residual *= -lmbda / step
-    if points is not None:  # the half that does not hold y
-        points = points[int(np.may_share_memory(points[0], y))][: len(y)]
-    point = op.gradient_point(spectra, residual, out=points)
-    x_new = shrink(point, step, p)
+    if points is not None:  # a slot holding neither x nor y
+        points = next(
+            slot for slot in points
+            if not (np.may_share_memory(slot, x) or np.may_share_memory(slot, y))
+        )[: len(y)]
+    x_new = op.gradient_point(spectra, residual, out=points)
     t_new, momentum = _momentum(state["t"], np.zeros(len(x), dtype=bool))
-    dots = _extrapolate(x, y, x_new, momentum, out=point)
+    dots = _shrink_and_extrapolate(x_new, x, y, step, p, momentum)
+    y_new = x  # the previous iterate's array now holds the extrapolation
     restart = dots[0] > dots[1]
     if restart.any():  # no momentum: y = x and t starts again from 1
-        point[restart] = x_new[restart]
+        y_new[restart] = x_new[restart]
         t_new = np.where(restart, 1.0, t_new)
-    state.update(x=x_new, y=point, t=t_new)
+    state.update(x=x_new, y=y_new, t=t_new)
     return np.sqrt(dots[2]), np.sqrt(dots[3])
 
 
@@ -127,36 +130,46 @@ def fista_iteration(op, lmbda, p, step, state, spectra=None, points=None):
 _BLOCK = 2**15
 
 
-def _extrapolate(x, y, x_new, momentum, out):
-    """out = x_new + momentum (x_new - x), and per-sample dot products.
+def _shrink_and_extrapolate(point, x, y, step, p, momentum):
+    """FISTA's update after the gradient step, in place and fused over blocks.
 
-    Fuses the passes of FISTA's update over blocks of each sample's
-    elements (the blocks do not depend on the batch, so neither do the
-    results).  Returns ``(y.d, x_new.d, d.d, x_new.x_new)`` with
-    ``d = x_new - x``, shape (4, n_samples), in float64.
+    ``point`` becomes the new iterate ``x_new = shrink(point)`` and ``x``
+    (the previous iterate, needed block by block only) the extrapolation
+    ``x_new + momentum (x_new - x)``.  Each block of each sample's elements
+    stays in the cache across the passes (the blocks do not depend on the
+    batch, so neither do the results).  Returns ``(y.d, x_new.d, d.d,
+    x_new.x_new)`` with ``d = x_new - x``, shape (4, n_samples), in float64.
     """
     n = len(x)
-    x, y, x_new, flat = (a.reshape(n, -1) for a in (x, y, x_new, out))
+    new, x, y = (a.reshape(n, -1) for a in (point, x, y))
     weight = momentum.astype(x.dtype)[:, None]
-    starts = range(0, flat.shape[1], _BLOCK)
-    partial = np.empty((len(starts), 4, n), x.dtype)
+    starts = range(0, new.shape[1], _BLOCK)
+    partial = np.empty((len(starts), 4, n))
+    block_dots = np.empty((4, n), x.dtype)
+    for dots, start in zip(partial, starts):
+        block = slice(start, start + _BLOCK)
+        values, delta = new[:, block], x[:, block]
+        shrink(values, step, p, out=values)
+        np.subtract(values, delta, out=delta)
+        dots[:] = _block_dots(y[:, block], values, delta, block_dots)
+        delta *= weight
+        delta += values
+    return partial.sum(axis=0)
+
+
+def _block_dots(y, new, delta, out):
+    """The four dot products of :func:`_shrink_and_extrapolate` for a block.
+
+    In the arrays' dtype (``out``, shape (4, n)), and again in float64 when
+    float32 products overflow (see :func:`_sample_dots`).
+    """
+    pairs = ((y, delta), (new, delta), (delta, delta), (new, new))
     with np.errstate(over="ignore", invalid="ignore"):
-        for dots, start in zip(partial, starts):
-            block = slice(start, start + _BLOCK)
-            new, delta = x_new[:, block], flat[:, block]
-            np.subtract(new, x[:, block], out=delta)
-            for row, (a, b) in enumerate(
-                ((y[:, block], delta), (new, delta), (delta, delta), (new, new))
-            ):
-                np.vecdot(a, b, out=dots[row])
-            delta *= weight
-            delta += new
-    if np.isfinite(partial).all():
-        return partial.sum(axis=0, dtype=np.float64)
-    # float32 products overflowed (see _sample_dots): again in float64
-    delta = x_new - x.astype(np.float64)
-    pairs = ((y, delta), (x_new, delta), (delta, delta), (x_new, x_new))
-    return np.stack([np.vecdot(a, b, dtype=np.float64) for a, b in pairs])
+        for row, (a, b) in enumerate(pairs):
+            np.vecdot(a, b, out=out[row])
+    if np.isfinite(out).all():
+        return out
+    return [np.vecdot(a, b, dtype=np.float64) for a, b in pairs]
 
 
 def fista_maps(op, state):
@@ -178,7 +191,7 @@ def fista(op, Y, lmbda, p, init, max_iter, tol, weights=None):
         return np.zeros_like(init), np.zeros(n_samples, int), np.ones(n_samples, bool)
     active = _ActiveSet(len(Y), init.copy(), **fista_start(Y, init, weights))
     spectra = np.empty((len(Y), op.n_filters) + op.freq_shape, complex_dtype(init.dtype))
-    points = np.empty((2,) + init.shape, init.dtype)
+    points = np.empty((3,) + init.shape, init.dtype)
     for _ in range(max_iter):
         if not active.index.size:
             break
