@@ -266,28 +266,31 @@ def camera_problem(cfg):
 def fista_trace(problem, n_iter, solver="fista"):
     """Cost after each FISTA (or ADMM) iteration, in one run.
 
-    FISTA and ADMM call ``shrink`` exactly once per iteration and its output
-    is the new sparse iterate (for ADMM on the FFT grid, cropped to the maps),
-    so wrapping ``skdeconv._solvers.shrink`` records the exact
-    iterate sequence (the computation is unchanged; the final recorded cost
-    is checked against the returned maps).  Restarting FISTA with
-    ``max_iter=1..n`` from warm starts would be wrong: it loses momentum.
+    ``fista`` and ``admm`` advance their state by calling
+    ``skdeconv._solvers.fista_iteration`` / ``admm_iteration`` once per
+    iteration, so wrapping that function records the cost of the sparse
+    iterate after every iteration (the computation is unchanged; the final
+    recorded cost is checked against the returned maps).  Restarting FISTA
+    with ``max_iter=1..n`` from warm starts would be wrong: it loses momentum.
     """
-    costs, original = [], _solvers.shrink
+    name = f"{solver}_iteration"
+    costs, original = [], getattr(_solvers, name)
 
-    crop = tuple(slice(0, m) for m in problem.op.map_shape)
+    def recording(op, *args, **kwargs):
+        result = original(op, *args, **kwargs)
+        if solver == "fista":  # (op, lmbda, p, step, state, ...)
+            maps = args[3]["x"]
+        else:  # (op, lmbda, p, state, balance)
+            maps = _solvers.admm_maps(op, args[2])
+        costs.append(problem.cost(maps[0]))
+        return result
 
-    def recording(values, beta, p):
-        new = original(values, beta, p)
-        costs.append(problem.cost(new[(0, slice(None)) + crop]))  # ADMM: FFT grid
-        return new
-
-    _solvers.shrink = recording
+    setattr(_solvers, name, recording)
     try:
         maps = problem.encode(n_iter, tol=0.0, solver=solver)
     finally:
-        _solvers.shrink = original
-    assert problem.cost(maps) == costs[-1], "the FISTA trace does not match its output"
+        setattr(_solvers, name, original)
+    assert problem.cost(maps) == costs[-1], "the trace does not match the solver's output"
     return np.asarray(costs)
 
 
