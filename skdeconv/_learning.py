@@ -314,7 +314,7 @@ def conv_dict_learning(
         ``max_iter`` / ``tol``, then takes up to 30 projected-gradient
         filter steps; the cost never increases (p=1), ~10 epochs suffice,
         each costing a full inference.  On the 10 fruit images (lambda 10,
-        'admm') interleaved reaches in 150 epochs (7 s) the cost
+        'admm') interleaved reaches in 99 epochs (4.2 s) the cost
         alternating reaches after ~40 epochs of 100 iterations (130 s).
     filters_init : array-like of shape (n_filters, n_channels, *filter_shape), \
 default=None
