@@ -158,6 +158,25 @@ def _chunk_data_terms(arrays):
         return channel_data_terms(op, state["spectra"], Y)
 
 
+def _filter_step(parallel, steps, gradient, data_point, states, slices, Y):
+    """Backtrack the filter step until it passes; take it.
+
+    Returns the data term per channel at the new filters (every chunk's
+    stored map spectra, summed in chunk order).
+    """
+    while True:
+        candidate = steps.propose(gradient)
+        op = ConvOperator(candidate, steps.connectivity, Y.shape[2:])
+        data_terms = sum(parallel(
+            delayed(_chunk_data_terms)((op, state, Y[s])) for state, s in zip(states, slices)
+        ))
+        fits = steps.sufficient_decrease(candidate, gradient, data_point, data_terms)
+        if fits.all():
+            steps.accept(candidate)
+            return data_terms
+        steps.backtrack(~fits)
+
+
 def _epoch_operator(filters, connectivity, image_shape, solver):
     """The map step's operator with its filter-only quantities computed once."""
     op = ConvOperator(filters, connectivity, image_shape)
@@ -210,19 +229,8 @@ def _learn_interleaved(
             if need_power:
                 steps.start_lipschitz(sum(result[4] for result in results))
             gradient = correlations_to_gradient(point_op, correlations)
-            while True:
-                candidate = steps.propose(gradient)
-                candidate_op = ConvOperator(candidate, connectivity, image_shape)
-                data_candidate = sum(parallel(
-                    delayed(_chunk_data_terms)((candidate_op, state, Y[s]))
-                    for state, s in zip(states, slices)
-                ))
-                fits = steps.sufficient_decrease(candidate, gradient, data_point, data_candidate)
-                if fits.all():
-                    break
-                steps.backtrack(~fits)
-            steps.accept(candidate)
-            cost = lmbda * float(data_candidate.sum()) + sparsity
+            data_terms = _filter_step(parallel, steps, gradient, data_point, states, slices, Y)
+            cost = lmbda * float(data_terms.sum()) + sparsity
             history.append(cost / len(Y) / float(scale))
             _report(verbose, epoch, n_epochs, history[-1], start)
     maps = np.concatenate([
