@@ -85,6 +85,15 @@ def _encode_chunk(arrays, lmbda, p, solver, max_iter, tol):
 _SOLVER_PRECOMPUTE = {"fista": "lipschitz", "admm": "woodbury_inverse"}
 
 
+def solver_operator(filters, connectivity, image_shape, solver):
+    """The operator of ``filters`` with the quantities ``solver`` needs computed."""
+    op = ConvOperator(filters, connectivity, image_shape)
+    if solver in _SOLVER_PRECOMPUTE:
+        with one_blas_thread():
+            getattr(op, _SOLVER_PRECOMPUTE[solver])
+    return op
+
+
 def _encode(
     Y, filters, connectivity, lmbda, p, solver, max_iter, tol, init, n_jobs, weights=None
 ):
@@ -95,10 +104,7 @@ def _encode(
     Returns the maps, the iterations of each sample and their convergence.
     """
     n_samples = len(Y)
-    op = ConvOperator(filters, connectivity, Y.shape[2:])
-    if solver in _SOLVER_PRECOMPUTE:
-        with one_blas_thread():
-            getattr(op, _SOLVER_PRECOMPUTE[solver])
+    op = solver_operator(filters, connectivity, Y.shape[2:], solver)
     spectrum_bytes = len(filters) * prod(op.fft_shape) * Y.itemsize
     slices = _chunk_slices(
         n_samples, effective_n_jobs(n_jobs), _WORKING_ARRAYS * spectrum_bytes

@@ -109,11 +109,11 @@ class ConvOperator:
         planes = filters[self.mixer.map_of_pair, self.mixer.channel_of_pair]
         self.pair_spectra = self.rfft(planes)
         self.shift_phase = self._shift_phase()
-        self.adjoint_spectra = np.conj(self.pair_spectra) * self.shift_phase
-        self._valid = (Ellipsis,) + tuple(
+        # Where the valid output lies on the FFT grid, and where the maps lie.
+        self.valid_window = (Ellipsis,) + tuple(
             slice(h - 1, h - 1 + n) for n, h in zip(self.image_shape, self.filter_shape)
         )
-        self._maps = (Ellipsis,) + tuple(slice(0, m) for m in self.map_shape)
+        self.map_window = (Ellipsis,) + tuple(slice(0, m) for m in self.map_shape)
 
     def _shift_phase(self):
         """Spectrum of a delay by h - 1 along every axis (valid-window offset)."""
@@ -168,7 +168,7 @@ class ConvOperator:
     def forward_spectra(self, map_spectra):
         """F z from the maps' spectra (n, K, *freq) -> (n, C, *image_shape)."""
         mixed = self.mixer.to_channels(map_spectra, self.pair_spectra)
-        return self.irfft(mixed, overwrite_x=True)[self._valid]
+        return self.irfft(mixed, overwrite_x=True)[self.valid_window]
 
     def forward(self, maps):
         """F z for maps (n, K, *map_shape) -> (n, C, *image_shape)."""
@@ -183,12 +183,12 @@ class ConvOperator:
         mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra, out=map_spectra)
         if self.map_shape != self.fft_shape:
             out = None
-        return np.ascontiguousarray(self.irfft(mixed, overwrite_x=True, out=out)[self._maps])
+        return np.ascontiguousarray(self.irfft(mixed, overwrite_x=True, out=out)[self.map_window])
 
     def adjoint(self, residual):
         """F' r for residual (n, C, *image_shape) -> (n, K, *map_shape)."""
         mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra)
-        return np.ascontiguousarray(self.irfft(mixed, overwrite_x=True)[self._maps])
+        return np.ascontiguousarray(self.irfft(mixed, overwrite_x=True)[self.map_window])
 
     def synthesis_spectra(self, map_spectra):
         """Spectrum of the circular synthesis D x on the FFT grid: (n, C, *freq)."""
@@ -201,6 +201,21 @@ class ConvOperator:
     @cached_property
     def conj_spectra(self):
         return np.conj(self.pair_spectra)
+
+    @cached_property
+    def adjoint_spectra(self):
+        """Spectra of the flipped planes delayed by h - 1: the valid adjoint.
+
+        Built on first use: the operators of the filter steps only synthesise.
+        """
+        return np.conj(self.pair_spectra) * self.shift_phase
+
+    @cached_property
+    def valid_mask(self):
+        """Boolean mask of the valid window on the FFT grid."""
+        mask = np.zeros(self.fft_shape, dtype=bool)
+        mask[self.valid_window] = True
+        return mask
 
     @cached_property
     def lipschitz(self):

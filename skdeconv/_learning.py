@@ -25,6 +25,7 @@ from ._encode import (
     _encode,
     check_filters,
     one_blas_thread,
+    solver_operator,
     warn_not_converged,
 )
 from ._fft_ops import ConvOperator
@@ -58,6 +59,9 @@ INTERLEAVED_SOLVERS = ("fista", "admm")
 # whatever n_jobs: the filter gradient sums the chunks in order, so the
 # chunks - and the learned filters, bit for bit - must not depend on n_jobs.
 MIN_CHUNKS = 4
+# Map-sized arrays per sample a chunk holds: the solver state kept between
+# epochs and the spectra (~4) on top of a solver's working arrays (~12).
+_INTERLEAVED_ARRAYS = 16
 
 
 def check_fit_algorithm(fit_algorithm, solver):
@@ -177,17 +181,6 @@ def _filter_step(parallel, steps, gradient, data_point, states, slices, Y):
         steps.backtrack(~fits)
 
 
-def _epoch_operator(filters, connectivity, image_shape, solver):
-    """The map step's operator with its filter-only quantities computed once."""
-    op = ConvOperator(filters, connectivity, image_shape)
-    with one_blas_thread():
-        if solver == "admm":
-            op.woodbury_inverse
-        else:
-            op.lipschitz
-    return op
-
-
 def _learn_interleaved(
     Y, filters, connectivity, *, lmbda, p, solver, max_iter, tol, n_epochs, n_jobs, verbose,
 ):
@@ -206,14 +199,14 @@ def _learn_interleaved(
     image_shape = Y.shape[2:]
     op = ConvOperator(filters, connectivity, image_shape)
     spectrum_bytes = len(filters) * int(np.prod(op.fft_shape)) * Y.itemsize
-    slices = _chunk_slices(len(Y), MIN_CHUNKS, 16 * spectrum_bytes)
+    slices = _chunk_slices(len(Y), MIN_CHUNKS, _INTERLEAVED_ARRAYS * spectrum_bytes)
     steps = MomentumFilterSteps(filters, connectivity)
     history = []
     start = time.perf_counter()
     with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
         states = parallel(delayed(_start_chunk)((op, Y[s]), lmbda, solver) for s in slices)
         for epoch in range(n_epochs):
-            op = _epoch_operator(steps.filters, connectivity, image_shape, solver)
+            op = solver_operator(steps.filters, connectivity, image_shape, solver)
             point_op = ConvOperator(steps.point, connectivity, image_shape)
             need_power = steps.lipschitz is None or not steps.lipschitz.all()
             results = parallel(

@@ -172,10 +172,6 @@ def _block_dots(y, new, delta, out):
     return [np.vecdot(a, b, dtype=np.float64) for a, b in pairs]
 
 
-def fista_maps(op, state):
-    return state["x"]
-
-
 def fista(op, Y, lmbda, p, init, max_iter, tol, weights=None):
     """FISTA with adaptive (gradient) restart, step 1 / (lambda ||F||^2).
 
@@ -292,39 +288,27 @@ def continuation(
     return active.output, active.n_iter, active.converged
 
 
-def _on_grid(op, arrays, n_planes):
-    """Zero-pad arrays (n, planes, *shape) at the origin of the FFT grid."""
-    out = np.zeros((len(arrays), n_planes) + op.fft_shape, dtype=arrays.dtype)
-    out[(Ellipsis,) + tuple(slice(0, m) for m in arrays.shape[2:])] = arrays
+def _on_grid(op, maps):
+    """Zero-pad maps (n, K, *map_shape) at the origin of the FFT grid."""
+    out = np.zeros(maps.shape[:2] + op.fft_shape, dtype=maps.dtype)
+    out[op.map_window] = maps
     return out
 
 
-class _MaskedAdmmSteps:
-    """The per-iteration algebra of ADMM with mask decoupling, for one op."""
+def _circular_synthesis(op, maps):
+    """D x on the FFT grid (circular)."""
+    return op.irfft(op.synthesis_spectra(op.rfft(maps)))
 
-    def __init__(self, op):
-        self.op = op
-        window = tuple(
-            slice(h - 1, h - 1 + n) for n, h in zip(op.image_shape, op.filter_shape)
-        )
-        self.mask = np.zeros(op.fft_shape, dtype=bool)
-        self.mask[window] = True
-        self.window = (Ellipsis,) + window
 
-    def synthesis(self, maps):
-        """D x on the FFT grid (circular)."""
-        return self.op.irfft(self.op.synthesis_spectra(self.op.rfft(maps)))
+def _admm_x_step(op, data_target, map_target):
+    """argmin_x ||D x - data_target||^2 + ||x - map_target||^2 (exact per frequency).
 
-    def x_step(self, data_target, map_target):
-        """argmin_x ||D x - data_target||^2 + ||x - map_target||^2.
-
-        Returns x and D x, both on the FFT grid.
-        """
-        op = self.op
-        rhs = op.circular_adjoint_spectra(op.rfft(data_target)) + op.rfft(map_target)
-        reduced = np.einsum("cd...,nd...->nc...", op.woodbury_inverse, op.synthesis_spectra(rhs))
-        rhs -= op.circular_adjoint_spectra(reduced)
-        return op.irfft(rhs, overwrite_x=True), op.irfft(reduced, overwrite_x=True)
+    Returns x and D x, both on the FFT grid.
+    """
+    rhs = op.circular_adjoint_spectra(op.rfft(data_target)) + op.rfft(map_target)
+    reduced = np.einsum("cd...,nd...->nc...", op.woodbury_inverse, op.synthesis_spectra(rhs))
+    rhs -= op.circular_adjoint_spectra(reduced)
+    return op.irfft(rhs, overwrite_x=True), op.irfft(reduced, overwrite_x=True)
 
 
 # Iterations between two residual-balancing updates of ADMM's rho.
@@ -333,11 +317,10 @@ RHO_PERIOD = 10
 
 def admm_start(op, Y, init, lmbda):
     """ADMM's per-sample state on the FFT grid from the initial maps."""
-    steps = _MaskedAdmmSteps(op)
     data = np.zeros((len(Y), op.n_channels) + op.fft_shape, dtype=Y.dtype)
-    data[steps.window] = Y
-    sparse = _on_grid(op, init, op.n_filters)
-    return {"y0": steps.synthesis(sparse), "y1": sparse, "u0": np.zeros_like(data),
+    data[op.valid_window] = Y
+    sparse = _on_grid(op, init)
+    return {"y0": _circular_synthesis(op, sparse), "y1": sparse, "u0": np.zeros_like(data),
             "u1": np.zeros_like(sparse), "data": data,
             "rho": np.full(len(Y), 50.0 / lmbda + 1.0)}
 
@@ -350,11 +333,10 @@ def admm_iteration(
     ``balance``: rescale each sample's rho by residual balancing.  Updates
     ``state`` and returns the relative primal and dual residuals.
     """
-    steps = _MaskedAdmmSteps(op)
     y0, y1, u0, u1 = state["y0"], state["y1"], state["u0"], state["u1"]
     ndim = y1.ndim
     rho = _per_sample(state["rho"], ndim).astype(y1.dtype)
-    x, dx = steps.x_step(y0 - u0, y1 - u1)
+    x, dx = _admm_x_step(op, y0 - u0, y1 - u1)
     scale = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
     # residuals r = A x - y, then the relaxed v = y + alpha r + u
     x -= y1
@@ -362,7 +344,7 @@ def admm_iteration(
     primal = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
     v1 = _relaxed(x, relaxation, y1, u1)
     v0 = _relaxed(dx, relaxation, y0, u0)
-    y0_new = np.where(steps.mask, (state["data"] + rho * v0) / (1 + rho), v0)
+    y0_new = np.where(op.valid_mask, (state["data"] + rho * v0) / (1 + rho), v0)
     y1_new = shrink(v1, rho * lmbda, p)
     y0 -= y0_new
     y1 -= y1_new
@@ -382,7 +364,7 @@ def admm_iteration(
 
 def admm_maps(op, state):
     """The sparse iterate y1 cropped from the FFT grid to the maps."""
-    return state["y1"][(Ellipsis,) + tuple(slice(0, m) for m in op.map_shape)]
+    return state["y1"][op.map_window]
 
 
 def admm(op, Y, lmbda, p, init, max_iter, tol):
