@@ -132,6 +132,28 @@ def test_interleaved_fit_reaches_a_stationary_point(solver):
     assert np.all(radial < 0)
 
 
+def _best_match(true_filters, learned):
+    """For every true filter, the largest |normalised correlation| with a
+    learned one over all shifts (1 = the same filter, shifted or negated)."""
+    return np.array([
+        max(np.abs(np.correlate(f, g, "full")).max() for g in learned[:, 0])
+        for f in true_filters
+    ])
+
+
+@pytest.mark.parametrize("solver", ["admm", "fista"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_interleaved_fit_recovers_the_generating_filters(spike_signals, solver, seed):
+    """Signals synthesised from two known unit filters and sparse spikes:
+    from random initial filters, the learned ones match the true ones
+    (measured 0.94-1.0 over these seeds and solvers)."""
+    X, true_filters = spike_signals()
+    _, learned, _ = conv_dict_learning(
+        X, 2, 9, lmbda=20.0, n_epochs=400, solver=solver, random_state=seed
+    )
+    assert np.all(_best_match(true_filters, learned) > 0.93)
+
+
 def test_interleaved_ends_below_alternating():
     """On these crops 400 cheap interleaved epochs end at a lower cost than 20
     epochs of alternating (each a full inference to tol 1e-6)."""

@@ -11,28 +11,13 @@ import pickle
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
-from scipy.signal import fftconvolve
 
 from skdeconv import ConvSparseCoder
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-N_SAMPLES, LENGTH, N_FILTERS, FILTER_LENGTH = 40, 48, 2, 9
+N_SAMPLES, N_FILTERS, FILTER_LENGTH = 40, 2, 9  # as the spike_signals fixture
 BATCH_SIZE = 10
-
-
-def _synthetic_signals(n_samples=N_SAMPLES, seed=42):
-    """Rows y = sum_k z_k * f_k + noise, with sparse z_k and unit filters f_k."""
-    rng = np.random.RandomState(seed)
-    filters = rng.standard_normal((N_FILTERS, FILTER_LENGTH))
-    filters /= np.linalg.norm(filters, axis=1, keepdims=True)
-    map_length = LENGTH + FILTER_LENGTH - 1
-    spikes = rng.rand(n_samples, N_FILTERS, map_length) < 0.03
-    maps = 3 * rng.standard_normal(spikes.shape) * spikes
-    X = sum(
-        fftconvolve(maps[:, k], filters[k][None], mode="valid", axes=1) for k in range(N_FILTERS)
-    )
-    return X + 0.02 * rng.standard_normal(X.shape)
 
 
 def _coder(random_state, **params):
@@ -63,12 +48,12 @@ def _initial_filters(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_online_reaches_batch_cost_within_a_few_percent(seed):
+def test_online_reaches_batch_cost_within_a_few_percent(seed, spike_signals):
     """A few passes of mini-batches reach the cost of the paper's batch fit
     (alternating, 10 epochs) on the same data within 3%; both learn (their
     cost is well below that of the initial filters).  (Interleaved batch fit,
     the default, goes further: 10.6 vs 12.9 for seed 0.)"""
-    X = _synthetic_signals()
+    X = spike_signals()[0]
     initial = _initial_filters(seed)
     batch = _coder(0, filters_init=initial, fit_algorithm="alternating", n_epochs=10).fit(X)
     online = _online(_coder(0, filters_init=initial), X, n_passes=5)
@@ -81,18 +66,18 @@ def test_online_reaches_batch_cost_within_a_few_percent(seed):
     assert online_cost <= 1.03 * batch_cost, (online_cost, batch_cost)
 
 
-def test_online_cost_decreases_over_passes():
-    X = _synthetic_signals()
+def test_online_cost_decreases_over_passes(spike_signals):
+    X = spike_signals()[0]
     coder = _coder(0)
     costs = [_cost(_online(coder, X, n_passes=1, seed=seed), X) for seed in range(3)]
     assert costs[0] > costs[1] > costs[2]
 
 
-def test_running_statistics_do_not_grow_with_samples_seen():
+def test_running_statistics_do_not_grow_with_samples_seen(spike_signals):
     """Memory is independent of how many samples were seen: the sufficient
     statistics have a fixed size, and nothing else grows except the cost
     history (one float per call)."""
-    X = _synthetic_signals(60)
+    X = spike_signals(60)[0]
 
     def arrays(coder):
         return {
@@ -150,8 +135,8 @@ def test_channel_explained_by_no_map(n_filters, connectivity):
     assert_array_equal(online.filters_[~online.connectivity_], 0)
 
 
-def test_fit_after_partial_fit_starts_afresh():
-    X = _synthetic_signals(20)
+def test_fit_after_partial_fit_starts_afresh(spike_signals):
+    X = spike_signals(20)[0]
     coder = _online(_coder(0, max_iter=30), X, n_passes=1)
     refit = coder.fit(X)
     expected = _coder(0, max_iter=30).fit(X)
