@@ -607,15 +607,15 @@ def fft_floor(op, n_samples, repeats):
 
     The faster of scipy.fft (fresh output arrays, whose page faults can cost
     as much as the transforms: the time then depends on the heap's state)
-    and numpy.fft writing into preallocated buffers: the floor is the best
-    either library achieves, so it does not move with the allocator.
+    and the same transforms into preallocated buffers (``ConvOperator.rfft``
+    / ``irfft`` with ``out=``, numpy.fft): the floor is the best either path
+    achieves, so it does not move with the allocator.
     """
     rng = np.random.RandomState(0)
     maps = rng.standard_normal((n_samples, op.n_filters) + op.map_shape)
     images = rng.standard_normal((n_samples, op.n_channels) + op.image_shape)
     map_spectra = sp_fft.rfftn(maps, s=op.fft_shape, axes=op.axes)
     image_spectra = map_spectra[:, :op.n_channels]
-    length = op.fft_shape[-1]
 
     def scipy_ffts():
         sp_fft.rfftn(maps, s=op.fft_shape, axes=op.axes, workers=1)
@@ -623,30 +623,15 @@ def fft_floor(op, n_samples, repeats):
         sp_fft.rfftn(images, s=op.fft_shape, axes=op.axes, workers=1)
         sp_fft.irfftn(map_spectra, s=op.fft_shape, axes=op.axes, workers=1)
 
-    buffers = {  # zero where the data do not reach (rows beyond the images)
-        "maps": np.zeros_like(map_spectra), "images": np.zeros_like(image_spectra),
-        "real_maps": np.empty(maps.shape[:2] + op.fft_shape),
-        "real_images": np.empty(images.shape[:2] + op.fft_shape),
-    }
+    buffers = [(data, np.empty(data.shape[:2] + op.freq_shape, complex),
+                np.empty(data.shape[:2] + op.fft_shape)) for data in (maps, images)]
 
-    def numpy_ffts():
-        for data, spectra, real in ((maps, "maps", "real_maps"),
-                                    (images, "images", "real_images")):
-            out = buffers[spectra]
-            rows = (Ellipsis,) + tuple(slice(0, m) for m in data.shape[2:-1]) + (slice(None),)
-            for axis, m in zip(op.axes[:-1], data.shape[2:-1]):  # padding back to 0
-                padding = [slice(None)] * out.ndim
-                padding[axis] = slice(m, None)
-                out[tuple(padding)] = 0
-            np.fft.rfft(data, n=length, axis=-1, out=out[rows])
-            for axis in op.axes[:-1]:
-                np.fft.fft(out, axis=axis, out=out)
-            for axis in op.axes[:-1]:
-                np.fft.ifft(out, axis=axis, out=out)
-            np.fft.irfft(out, n=length, axis=-1, out=buffers[real])
+    def buffered_ffts():  # skdeconv's own path: numpy.fft into the buffers
+        for data, spectra, real in buffers:
+            op.irfft(op.rfft(data, out=spectra), overwrite_x=True, out=real)
 
     return min(best_time(lambda f=f: [f() for _ in range(20)], repeats)[0] / 20
-               for f in (scipy_ffts, numpy_ffts))
+               for f in (scipy_ffts, buffered_ffts))
 
 
 def section_floor(cfg):
