@@ -194,9 +194,12 @@ class ConvOperator:
         """Spectrum of the circular synthesis D x on the FFT grid: (n, C, *freq)."""
         return self.mixer.to_channels(map_spectra, self.pair_spectra)
 
-    def circular_adjoint_spectra(self, channel_spectra):
-        """Spectrum of D^H r for r on the FFT grid: (n, K, *freq)."""
-        return self.mixer.to_maps(channel_spectra, self.conj_spectra)
+    def circular_adjoint_spectra(self, channel_spectra, out=None):
+        """Spectrum of D^H r for r on the FFT grid: (n, K, *freq).
+
+        Added to ``out`` in place when given.
+        """
+        return self.mixer.to_maps(channel_spectra, self.conj_spectra, out=out)
 
     @cached_property
     def conj_spectra(self):

@@ -141,7 +141,7 @@ def _shrink_and_extrapolate(point, x, y, step, p, momentum):
     x_new.x_new)`` with ``d = x_new - x``, shape (4, n_samples), in float64.
     """
     n = len(x)
-    new, x, y = (a.reshape(n, -1) for a in (point, x, y))
+    new, x, y = (_sample_rows(a) for a in (point, x, y))
     weight = momentum.astype(x.dtype)[:, None]
     starts = range(0, new.shape[1], _BLOCK)
     partial = np.empty((len(starts), 4, n))
@@ -151,25 +151,30 @@ def _shrink_and_extrapolate(point, x, y, step, p, momentum):
         values, delta = new[:, block], x[:, block]
         shrink(values, step, p, out=values)
         np.subtract(values, delta, out=delta)
-        dots[:] = _block_dots(y[:, block], values, delta, block_dots)
+        pairs = ((y[:, block], delta), (values, delta), (delta, delta), (values, values))
+        dots[:] = _vecdots(pairs, block_dots)
         delta *= weight
         delta += values
     return partial.sum(axis=0)
 
 
-def _block_dots(y, new, delta, out):
-    """The four dot products of :func:`_shrink_and_extrapolate` for a block.
+def _vecdots(pairs, out):
+    """``np.vecdot`` of each pair of (n, m) blocks, into the rows of ``out``.
 
-    In the arrays' dtype (``out``, shape (4, n)), and again in float64 when
-    float32 products overflow (see :func:`_sample_dots`).
+    In the arrays' dtype; float32 products that overflow are computed again
+    in float64 (see :func:`_sample_dots`), which float64 has nothing wider
+    for.  Returns the dots, shape (len(pairs), n).
     """
-    pairs = ((y, delta), (new, delta), (delta, delta), (new, new))
+    if out.dtype == np.float64:
+        for row, (a, b) in zip(out, pairs):
+            np.vecdot(a, b, out=row)
+        return out
     with np.errstate(over="ignore", invalid="ignore"):
-        for row, (a, b) in enumerate(pairs):
-            np.vecdot(a, b, out=out[row])
+        for row, (a, b) in zip(out, pairs):
+            np.vecdot(a, b, out=row)
     if np.isfinite(out).all():
         return out
-    return [np.vecdot(a, b, dtype=np.float64) for a, b in pairs]
+    return np.array([np.vecdot(a, b, dtype=np.float64) for a, b in pairs])
 
 
 def fista(op, Y, lmbda, p, init, max_iter, tol, weights=None):
@@ -305,9 +310,9 @@ def _admm_x_step(op, data_target, map_target):
 
     Returns x and D x, both on the FFT grid.
     """
-    rhs = op.circular_adjoint_spectra(op.rfft(data_target)) + op.rfft(map_target)
+    rhs = op.circular_adjoint_spectra(op.rfft(data_target), out=op.rfft(map_target))
     reduced = np.einsum("cd...,nd...->nc...", op.woodbury_inverse, op.synthesis_spectra(rhs))
-    rhs -= op.circular_adjoint_spectra(reduced)
+    op.circular_adjoint_spectra(np.negative(reduced), out=rhs)
     return op.irfft(rhs, overwrite_x=True), op.irfft(reduced, overwrite_x=True)
 
 
@@ -337,20 +342,20 @@ def admm_iteration(
     ndim = y1.ndim
     rho = _per_sample(state["rho"], ndim).astype(y1.dtype)
     x, dx = _admm_x_step(op, y0 - u0, y1 - u1)
-    scale = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
-    # residuals r = A x - y, then the relaxed v = y + alpha r + u
-    x -= y1
+    map_dots = _AdmmSparseStep(relaxation, state["rho"] * lmbda, p, y1.dtype)(x, y1, u1)
+    y1_new, u1 = u1, x  # the buffers _AdmmSparseStep wrote them to
+    data_scale = _sample_dots(dx, dx)
     dx -= y0
-    primal = np.sqrt(_sample_dots(dx, dx) + _sample_dots(x, x))
-    v1 = _relaxed(x, relaxation, y1, u1)
+    data_primal = _sample_dots(dx, dx)
     v0 = _relaxed(dx, relaxation, y0, u0)
     y0_new = np.where(op.valid_mask, (state["data"] + rho * v0) / (1 + rho), v0)
-    y1_new = shrink(v1, rho * lmbda, p)
     y0 -= y0_new
-    y1 -= y1_new
-    dual = state["rho"] * np.sqrt(_sample_dots(y0, y0) + _sample_dots(y1, y1))
-    u0, u1 = np.subtract(v0, y0_new, out=v0), np.subtract(v1, y1_new, out=v1)
-    dual_scale = state["rho"] * np.sqrt(_sample_dots(u0, u0) + _sample_dots(u1, u1))
+    data_dual = _sample_dots(y0, y0)
+    u0 = np.subtract(v0, y0_new, out=v0)
+    scale = np.sqrt(data_scale + map_dots[0])
+    primal = np.sqrt(data_primal + map_dots[1])
+    dual = state["rho"] * np.sqrt(data_dual + map_dots[2])
+    dual_scale = state["rho"] * np.sqrt(_sample_dots(u0, u0) + map_dots[3])
     primal_rel = primal / np.maximum(scale, np.finfo(float).tiny)
     dual_rel = dual / np.maximum(dual_scale, np.finfo(float).tiny)
     if balance:
@@ -400,6 +405,48 @@ def admm(op, Y, lmbda, p, init, max_iter, tol):
     active.update(maps=admm_maps(op, active.state))
     active.finish("maps")
     return active.output, active.n_iter, active.converged
+
+
+class _AdmmSparseStep:
+    """ADMM's steps on the sparse maps, in place, fused over cache-sized blocks.
+
+    Called with the x-step's maps ``x``, the sparse maps ``y1`` and the
+    scaled dual ``u1`` (n, ...) on the FFT grid: with the relaxed
+    ``v1 = relaxation (x - y1) + y1 + u1``, writes ``y1_new = shrink(v1)``
+    to ``u1``'s buffer and the new dual ``v1 - y1_new`` to ``x``'s (``y1``
+    is scratch).  Returns ``(|x|^2, |x - y1|^2, |y1 - y1_new|^2,
+    |u1_new|^2)`` per sample, shape (4, n), in float64: the map parts of
+    the residuals and of their scales.
+    """
+
+    def __init__(self, relaxation, beta, p, dtype):
+        self.relaxation, self.p = relaxation, p
+        self.beta = np.asarray(beta, dtype=np.float64)[:, None]
+        self._block_dots = np.empty((2, len(self.beta)), dtype)
+
+    def __call__(self, x, y1, u1):
+        x, y1, u1 = (_sample_rows(a) for a in (x, y1, u1))
+        dots = np.zeros((4, len(x)))
+        for start in range(0, x.shape[1], _BLOCK):
+            block = slice(start, start + _BLOCK)
+            xb, yb, ub = x[:, block], y1[:, block], u1[:, block]
+            out = self._block_dots
+            dots[0] += _vecdots(((xb, xb),), out[:1])[0]
+            xb -= yb
+            dots[1] += _vecdots(((xb, xb),), out[:1])[0]
+            xb *= self.relaxation
+            xb += yb
+            xb += ub
+            shrink(xb, self.beta, self.p, out=ub)
+            yb -= ub
+            xb -= ub
+            dots[2:] += _vecdots(((yb, yb), (xb, xb)), out[:2])
+        return dots
+
+
+def _sample_rows(array):
+    """View (never a copy) of an array (n, ...) as (n, size): each sample is contiguous."""
+    return np.reshape(array, (len(array), -1), copy=False)
 
 
 def _relaxed(residual, relaxation, previous, dual):
