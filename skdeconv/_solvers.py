@@ -125,9 +125,15 @@ def fista_iteration(op, lmbda, p, step, state, spectra=None, points=None):
     return np.sqrt(dots[2]), np.sqrt(dots[3])
 
 
-# Elements of each sample handled at a time by the fused FISTA update: the
-# block of every array it reads stays in the L2 cache across its passes.
-_BLOCK = 2**15
+# Bytes of each sample handled at a time by the fused updates: the block of
+# every array they read stays in the L2 cache across their passes.
+_BLOCK_BYTES = 2**18
+
+
+def _blocks(rows):
+    """Slices of cache-sized blocks of the columns of ``rows`` (n, size)."""
+    size = _BLOCK_BYTES // rows.itemsize
+    return [slice(start, start + size) for start in range(0, rows.shape[1], size)]
 
 
 def _shrink_and_extrapolate(point, x, y, step, p, momentum):
@@ -143,11 +149,10 @@ def _shrink_and_extrapolate(point, x, y, step, p, momentum):
     n = len(x)
     new, x, y = (_sample_rows(a) for a in (point, x, y))
     weight = momentum.astype(x.dtype)[:, None]
-    starts = range(0, new.shape[1], _BLOCK)
-    partial = np.empty((len(starts), 4, n))
+    blocks = _blocks(new)
+    partial = np.empty((len(blocks), 4, n))
     block_dots = np.empty((4, n), x.dtype)
-    for dots, start in zip(partial, starts):
-        block = slice(start, start + _BLOCK)
+    for dots, block in zip(partial, blocks):
         values, delta = new[:, block], x[:, block]
         shrink(values, step, p, out=values)
         np.subtract(values, delta, out=delta)
@@ -427,8 +432,7 @@ class _AdmmSparseStep:
     def __call__(self, x, y1, u1):
         x, y1, u1 = (_sample_rows(a) for a in (x, y1, u1))
         dots = np.zeros((4, len(x)))
-        for start in range(0, x.shape[1], _BLOCK):
-            block = slice(start, start + _BLOCK)
+        for block in _blocks(x):
             xb, yb, ub = x[:, block], y1[:, block], u1[:, block]
             out = self._block_dots
             dots[0] += _vecdots(((xb, xb),), out[:1])[0]
