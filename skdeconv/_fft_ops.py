@@ -57,6 +57,31 @@ class _PairMixer:
                 plane += buffer
         return out
 
+    def gram_size(self, on_channels):
+        """Number of products in the Gram of :meth:`gram_terms`."""
+        shared = self.map_of_pair if on_channels else self.channel_of_pair
+        return int(np.sum(np.bincount(shared) ** 2))
+
+    def gram_terms(self, on_channels):
+        """The products that make up the Gram of the (C x K) matrix D of pairs.
+
+        Returns ``(left, right, target)``, sorted by target: entry ``target``
+        (flat, row-major) of D D^H (``on_channels``) or D^H D is the sum of
+        ``D_left * conj(D_right)`` over its terms, where pairs ``left`` and
+        ``right`` share a map (D D^H) or a channel (D^H D).
+        """
+        shared = self.map_of_pair if on_channels else self.channel_of_pair
+        index = self.channel_of_pair if on_channels else self.map_of_pair
+        size = self.n_channels if on_channels else self.n_filters
+        groups = [np.flatnonzero(shared == key) for key in np.unique(shared)]
+        first = np.concatenate([np.repeat(group, len(group)) for group in groups])
+        second = np.concatenate([np.tile(group, len(group)) for group in groups])
+        target = index[first] * size + index[second]
+        if not on_channels:  # (D^H D)[k1, k2] = sum_c D[c, k2] conj(D[c, k1])
+            first, second = second, first
+        order = np.argsort(target, kind="stable")
+        return first[order], second[order], target[order]
+
     def pair_correlations(self, map_spectra, channel_spectra):
         """sum_n conj(A_nk) B_nc for every pair (k, c): (n_pairs, ...)."""
         out = np.empty((len(self.map_of_pair),) + map_spectra.shape[2:], map_spectra.dtype)
@@ -245,23 +270,42 @@ class ConvOperator:
             (self.n_channels, self.n_channels) + freq_shape
         )
 
-    def _filter_grams(self, channel_side=False, block_size=2**21):
+    def _filter_grams(self, channel_side=False, block_size=2**21, sparse=None):
         """Yield (frequency slice, Gram) of the (C x K) filter matrices D(w).
 
-        The Gram is D D^H (C x C) when ``channel_side`` or C <= K, else D^H D;
-        matrices are assembled densely in blocks of frequencies to bound memory.
+        The Gram is D D^H (C x C) when ``channel_side`` or C <= K, else D^H D,
+        in blocks of frequencies to bound memory.  ``sparse`` (None: chosen
+        by cost) sums, entry by entry, the products of the pairs that share
+        a map (or a channel), rather than multiplying dense matrices: for the
+        presets that give each map one or two channels, a small fraction of
+        the work.
         """
-        flat = self.pair_spectra.reshape(len(self.pair_spectra), -1).T
+        on_channels = channel_side or self.n_channels <= self.n_filters
+        size = self.n_channels if on_channels else self.n_filters
+        planes = self.pair_spectra.reshape(len(self.pair_spectra), -1)
+        if sparse is None:  # a term costs a few times a multiply-add of BLAS
+            dense_cost = self.n_channels * self.n_filters * size
+            sparse = 8 * self.mixer.gram_size(on_channels) < dense_cost
+        if sparse:
+            yield from self._sparse_grams(planes, on_channels, size, block_size)
+            return
         rows, cols = self.mixer.channel_of_pair, self.mixer.map_of_pair
         step = max(1, block_size // (self.n_channels * self.n_filters))
-        for start in range(0, flat.shape[0], step):
-            block = flat[start : start + step]
-            dense = np.zeros(
-                (len(block), self.n_channels, self.n_filters), dtype=flat.dtype
-            )
+        for first in range(0, planes.shape[1], step):
+            block = planes[:, first : first + step].T
+            dense = np.zeros((len(block), self.n_channels, self.n_filters), planes.dtype)
             dense[:, rows, cols] = block
             adjoint = np.conj(np.swapaxes(dense, 1, 2))
-            if channel_side or self.n_channels <= self.n_filters:
-                yield slice(start, start + step), dense @ adjoint
-            else:
-                yield slice(start, start + step), adjoint @ dense
+            yield slice(first, first + step), dense @ adjoint if on_channels else adjoint @ dense
+
+    def _sparse_grams(self, planes, on_channels, size, block_size):
+        """:meth:`_filter_grams` as sums over the terms of each entry."""
+        left, right, targets = self.mixer.gram_terms(on_channels)
+        starts = np.flatnonzero(np.r_[True, targets[1:] != targets[:-1]])
+        step = max(1, block_size // max(len(targets), size * size))
+        for first in range(0, planes.shape[1], step):
+            block = slice(first, first + step)
+            products = planes[left, block] * np.conj(planes[right, block])
+            gram = np.zeros((size * size, products.shape[1]), planes.dtype)
+            gram[targets[starts]] = np.add.reduceat(products, starts, axis=0)
+            yield block, np.moveaxis(gram, -1, 0).reshape(-1, size, size)

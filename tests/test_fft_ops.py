@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from skdeconv._connectivity import _make_connectivity
 from skdeconv._fft_ops import ConvOperator, fft_shape_for
 
 # (n_filters, n_channels, image_shape, filter_shape); includes filters larger
@@ -214,6 +215,31 @@ def test_lipschitz_equals_max_spectral_norm(geometry):
         np.linalg.eigvalsh(gram)[:, -1].max() for _, gram in op._filter_grams(block_size=7)
     )
     np.testing.assert_allclose(blocked, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=_ids)
+@pytest.mark.parametrize("channel_side", [False, True])
+def test_sparse_and_dense_grams_agree(geometry, channel_side):
+    """Summing the products of pairs that share a map (or channel) = D D^H (or D^H D)."""
+    _, _, _, op = _problem(geometry, seed=6, density=0.4)
+    dense = np.concatenate([gram for _, gram in op._filter_grams(channel_side, sparse=False)])
+    sparse = np.concatenate(
+        [gram for _, gram in op._filter_grams(channel_side, block_size=5, sparse=True)]
+    )
+    np.testing.assert_allclose(sparse, dense, rtol=0, atol=1e-12 * np.abs(dense).max())
+
+
+def test_lipschitz_of_a_wide_sparse_layer():
+    """random_pairs over many channels takes the sparse Gram (a few terms per entry)."""
+    rng = np.random.RandomState(0)
+    g = _make_connectivity("random_pairs", 40, 12, rng)
+    filters = rng.standard_normal((40, 12, 3, 3)) * g[..., None, None]
+    op = ConvOperator(filters, g, (8, 8))
+    assert 8 * op.mixer.gram_size(True) < 12 * 40 * 12  # so the sparse sums are used
+    spectra = np.fft.fftn(filters, s=op.fft_shape, axes=(2, 3))
+    matrices = np.moveaxis(spectra.reshape(40, 12, -1), -1, 0)
+    expected = np.max(np.linalg.svd(matrices, compute_uv=False)[:, 0] ** 2)
+    np.testing.assert_allclose(op.lipschitz, expected, rtol=1e-10)
 
 
 def test_woodbury_inverse_solves_the_admm_x_step():
