@@ -347,8 +347,8 @@ def admm_iteration(
     ndim = y1.ndim
     rho = _per_sample(state["rho"], ndim).astype(y1.dtype)
     x, dx = _admm_x_step(op, y0 - u0, y1 - u1)
-    map_dots = _AdmmSparseStep(relaxation, state["rho"] * lmbda, p, y1.dtype)(x, y1, u1)
-    y1_new, u1 = u1, x  # the buffers _AdmmSparseStep wrote them to
+    map_dots = _admm_sparse_step(x, y1, u1, relaxation, state["rho"] * lmbda, p)
+    y1_new, u1 = u1, x  # the buffers _admm_sparse_step wrote them to
     data_scale = _sample_dots(dx, dx)
     dx -= y0
     data_primal = _sample_dots(dx, dx)
@@ -412,40 +412,34 @@ def admm(op, Y, lmbda, p, init, max_iter, tol):
     return active.output, active.n_iter, active.converged
 
 
-class _AdmmSparseStep:
+def _admm_sparse_step(x, y1, u1, relaxation, beta, p):
     """ADMM's steps on the sparse maps, in place, fused over cache-sized blocks.
 
-    Called with the x-step's maps ``x``, the sparse maps ``y1`` and the
-    scaled dual ``u1`` (n, ...) on the FFT grid: with the relaxed
+    ``x`` are the x-step's maps, ``y1`` the sparse maps and ``u1`` the scaled
+    dual (n, ...) on the FFT grid.  With the relaxed
     ``v1 = relaxation (x - y1) + y1 + u1``, writes ``y1_new = shrink(v1)``
-    to ``u1``'s buffer and the new dual ``v1 - y1_new`` to ``x``'s (``y1``
-    is scratch).  Returns ``(|x|^2, |x - y1|^2, |y1 - y1_new|^2,
-    |u1_new|^2)`` per sample, shape (4, n), in float64: the map parts of
-    the residuals and of their scales.
+    (threshold 1 / ``beta``, per sample) to ``u1``'s buffer and the new dual
+    ``v1 - y1_new`` to ``x``'s (``y1`` is scratch).  Returns ``(|x|^2,
+    |x - y1|^2, |y1 - y1_new|^2, |u1_new|^2)`` per sample, shape (4, n), in
+    float64: the map parts of the residuals and of their scales.
     """
-
-    def __init__(self, relaxation, beta, p, dtype):
-        self.relaxation, self.p = relaxation, p
-        self.beta = np.asarray(beta, dtype=np.float64)[:, None]
-        self._block_dots = np.empty((2, len(self.beta)), dtype)
-
-    def __call__(self, x, y1, u1):
-        x, y1, u1 = (_sample_rows(a) for a in (x, y1, u1))
-        dots = np.zeros((4, len(x)))
-        for block in _blocks(x):
-            xb, yb, ub = x[:, block], y1[:, block], u1[:, block]
-            out = self._block_dots
-            dots[0] += _vecdots(((xb, xb),), out[:1])[0]
-            xb -= yb
-            dots[1] += _vecdots(((xb, xb),), out[:1])[0]
-            xb *= self.relaxation
-            xb += yb
-            xb += ub
-            shrink(xb, self.beta, self.p, out=ub)
-            yb -= ub
-            xb -= ub
-            dots[2:] += _vecdots(((yb, yb), (xb, xb)), out[:2])
-        return dots
+    x, y1, u1 = (_sample_rows(a) for a in (x, y1, u1))
+    beta = np.asarray(beta, dtype=np.float64)[:, None]
+    dots = np.zeros((4, len(x)))
+    block_dots = np.empty((2, len(x)), x.dtype)
+    for block in _blocks(x):
+        xb, yb, ub = x[:, block], y1[:, block], u1[:, block]
+        dots[0] += _vecdots(((xb, xb),), block_dots[:1])[0]
+        xb -= yb
+        dots[1] += _vecdots(((xb, xb),), block_dots[:1])[0]
+        xb *= relaxation
+        xb += yb
+        xb += ub
+        shrink(xb, beta, p, out=ub)
+        yb -= ub
+        xb -= ub
+        dots[2:] += _vecdots(((yb, yb), (xb, xb)), block_dots)
+    return dots
 
 
 def _sample_rows(array):
