@@ -37,7 +37,7 @@ from .preprocessing import LocalContrastNormalizer, images_to_rows
 # gives a few percent of non-zero maps per layer (larger lmbda on layer 1
 # reconstructs better but gives noisier filters).  Layers 1 and 2 learn by
 # interleaved epochs (one FISTA step per image, one filter step): ~45 ms and
-# ~0.4 s per epoch.  Layer 3 (150 maps over 45 channels) would spend ~1 s per
+# ~0.4 s per epoch.  Layer 3 (150 maps over 45 channels) would spend ~0.7 s per
 # interleaved epoch on FISTA's step-size bound (an eigenvalue problem per
 # frequency over 45 channels, recomputed whenever the filters move), so it
 # learns by the paper's alternating epochs: 2 epochs of at most 40 iterations

@@ -87,7 +87,14 @@ _SOLVER_PRECOMPUTE = {"fista": "lipschitz", "admm": "woodbury_inverse"}
 
 def solver_operator(filters, connectivity, image_shape, solver):
     """The operator of ``filters`` with the quantities ``solver`` needs computed."""
-    op = ConvOperator(filters, connectivity, image_shape)
+    return prepare_for_solver(ConvOperator(filters, connectivity, image_shape), solver)
+
+
+def prepare_for_solver(op, solver):
+    """Compute (and cache on ``op``) the quantities ``solver`` needs; returns ``op``.
+
+    Done once, before the operator is shared by the joblib tasks.
+    """
     if solver in _SOLVER_PRECOMPUTE:
         with one_blas_thread():
             getattr(op, _SOLVER_PRECOMPUTE[solver])

@@ -5,6 +5,7 @@ from math import prod
 import numpy as np
 
 from ._fft_ops import ConvOperator
+from ._solvers import _momentum
 
 
 def power_of_two_scale(largest, dtype):
@@ -159,10 +160,10 @@ class MomentumFilterSteps:
 
     def accept(self, candidate):
         """Take the step: new filters, extrapolated point, smaller L_c."""
-        t_new = 0.5 * (1 + np.sqrt(1 + 4 * self._t**2))
-        momentum = float((self._t - 1) / t_new)  # a Python float keeps float32
+        t_new, momentum = _momentum(np.float64(self._t), False)
+        momentum = float(momentum)  # a Python float keeps float32
         self.point = candidate + momentum * (candidate - self.filters)
-        self.filters, self._t = candidate, t_new
+        self.filters, self._t = candidate, float(t_new)
         self.lipschitz = self.decrease * self.lipschitz
 
 

@@ -25,7 +25,7 @@ from ._encode import (
     _encode,
     check_filters,
     one_blas_thread,
-    solver_operator,
+    prepare_for_solver,
     warn_not_converged,
 )
 from ._fft_ops import ConvOperator
@@ -166,7 +166,8 @@ def _filter_step(parallel, steps, gradient, data_point, states, slices, Y):
     """Backtrack the filter step until it passes; take it.
 
     Returns the data term per channel at the new filters (every chunk's
-    stored map spectra, summed in chunk order).
+    stored map spectra, summed in chunk order) and the operator of the new
+    filters, which the next epoch's map solvers use.
     """
     while True:
         candidate = steps.propose(gradient)
@@ -177,7 +178,7 @@ def _filter_step(parallel, steps, gradient, data_point, states, slices, Y):
         fits = steps.sufficient_decrease(candidate, gradient, data_point, data_terms)
         if fits.all():
             steps.accept(candidate)
-            return data_terms
+            return data_terms, op
         steps.backtrack(~fits)
 
 
@@ -206,7 +207,7 @@ def _learn_interleaved(
     with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
         states = parallel(delayed(_start_chunk)((op, Y[s]), lmbda, solver) for s in slices)
         for epoch in range(n_epochs):
-            op = solver_operator(steps.filters, connectivity, image_shape, solver)
+            op = prepare_for_solver(op, solver)  # the operator of steps.filters
             point_op = ConvOperator(steps.point, connectivity, image_shape)
             need_power = steps.lipschitz is None or not steps.lipschitz.all()
             results = parallel(
@@ -222,7 +223,9 @@ def _learn_interleaved(
             if need_power:
                 steps.start_lipschitz(sum(result[4] for result in results))
             gradient = correlations_to_gradient(point_op, correlations)
-            data_terms = _filter_step(parallel, steps, gradient, data_point, states, slices, Y)
+            data_terms, op = _filter_step(
+                parallel, steps, gradient, data_point, states, slices, Y
+            )
             cost = lmbda * float(data_terms.sum()) + sparsity
             history.append(cost / len(Y) / float(scale))
             _report(verbose, epoch, n_epochs, history[-1], start)

@@ -23,12 +23,9 @@ def _sample_dots(x, y):
     overflows: squares of float32 values above ~1e19 would otherwise stop
     every sample after one step (silently wrong).
     """
-    x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        dots = np.vecdot(x, y)
-    if np.isfinite(dots).all():
-        return dots.astype(np.float64, copy=False)
-    return np.vecdot(x, y, dtype=np.float64)
+    pairs = ((x.reshape(len(x), -1), y.reshape(len(y), -1)),)
+    dots = _vecdots(pairs, np.empty((1, len(x)), np.result_type(x, y)))[0]
+    return dots.astype(np.float64, copy=False)
 
 
 def _sample_norms(x):
@@ -432,10 +429,7 @@ def _admm_sparse_step(x, y1, u1, relaxation, beta, p):
         dots[0] += _vecdots(((xb, xb),), block_dots[:1])[0]
         xb -= yb
         dots[1] += _vecdots(((xb, xb),), block_dots[:1])[0]
-        xb *= relaxation
-        xb += yb
-        xb += ub
-        shrink(xb, beta, p, out=ub)
+        shrink(_relaxed(xb, relaxation, yb, ub), beta, p, out=ub)
         yb -= ub
         xb -= ub
         dots[2:] += _vecdots(((yb, yb), (xb, xb)), block_dots)

@@ -126,8 +126,6 @@ def test_interleaved_fit_reaches_a_stationary_point(solver):
     planes = coder.filters_[:, 0]
     radial = np.sum(gradient * planes, axis=(1, 2))
     tangent = gradient - radial[:, None, None] * planes
-    print(f"\n{solver}: fitted {coder.cost_history_[-1]:.6f}, optimum {optimum:.6f}, "
-          f"tangent/gradient {np.linalg.norm(tangent) / np.linalg.norm(gradient):.3f}")
     assert np.linalg.norm(tangent) < 0.1 * np.linalg.norm(gradient)
     assert np.all(radial < 0)
 
