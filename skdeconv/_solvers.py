@@ -111,7 +111,7 @@ def fista_iteration(op, lmbda, p, step, state, spectra=None, points=None):
             if not (np.may_share_memory(slot, x) or np.may_share_memory(slot, y))
         )[: len(y)]
     x_new = op.gradient_point(spectra, residual, out=points)
-    t_new, momentum = _momentum(state["t"], np.zeros(len(x), dtype=bool))
+    t_new, momentum = _momentum(state["t"], False)  # restarts are known after the update
     dots = _shrink_and_extrapolate(x_new, x, y, step, p, momentum)
     y_new = x  # the previous iterate's array now holds the extrapolation
     restart = dots[0] > dots[1]
