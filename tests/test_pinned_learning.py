@@ -246,3 +246,32 @@ def test_epochs_to_reach_a_cost_are_pinned(key):
         f"the pinned code reached {cost:.6g} in {epochs}: learning got slower"
     )
     assert reached[0] + 1 >= epochs // 2, "much faster than pinned: update the pin"
+
+
+# ---------------------------------------------------------------------------
+# partial_fit: every mini-batch enters the running statistics as a MEAN over
+# its samples (Mairal et al. 2010), so repeating each sample of a batch
+# changes nothing, while the batches' relative weights follow the forgetting
+# schedule whatever their sizes.
+
+@pytest.mark.parametrize("repeated", [0, 1])
+def test_partial_fit_weighs_a_batch_by_its_mean_not_its_size(repeated):
+    from skdeconv import ConvSparseCoder
+
+    X = _two_channel_signals()
+    batches = [X[:3], X[3:9], X[9:]]  # unequal sizes
+
+    def fit(batches):
+        coder = ConvSparseCoder(
+            3, 9, image_shape=(48,), connectivity=np.array([[1, 0], [1, 1], [0, 1]], bool),
+            lmbda=5.0, p=1.0, solver="fista", max_iter=300, tol=1e-4,
+            fit_algorithm="interleaved", random_state=0,
+        )
+        for batch in batches:
+            coder.partial_fit(batch)
+        return coder.filters_
+
+    reference = fit(batches)
+    doubled = list(batches)
+    doubled[repeated] = np.concatenate([batches[repeated]] * 3)
+    assert_allclose(fit(doubled), reference, rtol=0, atol=1e-10)
