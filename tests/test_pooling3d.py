@@ -122,3 +122,17 @@ def test_pool_unpool_keeps_one_value_per_block_and_is_idempotent():
 def test_pool_shape_must_match_the_maps():
     with pytest.raises(ValueError, match="pool_shape has 3 entries"):
         max_pool(np.zeros((1, 2, 5)), (2, 2, 2))
+
+
+@pytest.mark.parametrize("shape, pool_shape", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_keep_block_maxima_equals_pool_unpool(shape, pool_shape, dtype):
+    from skdeconv._pooling3d import keep_block_maxima
+
+    rng = np.random.RandomState(4)
+    maps = rng.standard_normal((3, *shape)).astype(dtype)
+    maps[0, :1] = 0
+    for case in (maps, np.round(maps)):  # rounded: ties between non-zeros
+        kept = keep_block_maxima(case, pool_shape)
+        assert kept.dtype == case.dtype and kept.shape == case.shape
+        np.testing.assert_array_equal(kept, pool_unpool(case, pool_shape)[0])
