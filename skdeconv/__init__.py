@@ -3,6 +3,7 @@
 Zeiler, Krishnan, Taylor & Fergus, "Deconvolutional Networks", CVPR 2010.
 """
 
+from ._adaptive import AdaptiveDeconvNetwork
 from ._coder import ConvSparseCoder
 from ._connectivity import make_connectivity
 from ._encode import conv_sparse_encode
@@ -14,6 +15,7 @@ from .preprocessing import LocalContrastNormalizer, images_to_rows, rows_to_imag
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AdaptiveDeconvNetwork",
     "ConvSparseCoder",
     "DeconvNetworkTransformer",
     "conv_dict_learning",
