@@ -41,6 +41,7 @@ from ._filters import (
 )
 from ._geometry import check_filter_shape, check_image_shape, map_shape_of
 from ._shrinkage import penalty
+from ._warnings import single_convergence_warning
 from ._solvers import (
     RHO_PERIOD,
     admm_iteration,
@@ -50,7 +51,7 @@ from ._solvers import (
     fista_start,
 )
 
-FIT_ALGORITHMS = ("interleaved", "alternating")
+FIT_ALGORITHMS = ("interleaved", "alternating", "online")
 # Projected-gradient steps on the filters per epoch of 'alternating'.
 FILTER_STEPS_PER_EPOCH = 30
 # The map solvers that can be advanced one iteration at a time.
@@ -73,13 +74,25 @@ def check_fit_algorithm(fit_algorithm, solver):
         )
 
 
-def _learn_filters(Y, filters, connectivity, *, fit_algorithm, **params):
+def _learn_filters(
+    Y, filters, connectivity, *, fit_algorithm, batch_size=10, random_state=None,
+    return_maps=True, **params,
+):
     """Learn filters with ``fit_algorithm``; unvalidated worker.
 
     Returns maps, filters, the mean per-sample cost after each epoch and
     whether each sample's map inference converged in the last epoch (always
-    True for 'interleaved', whose map solvers never stop).
+    True for 'interleaved', whose map solvers never stop).  'online' (see
+    ``_online.py``) uses ``batch_size`` and ``random_state``, and returns
+    None for the maps unless ``return_maps``.
     """
+    if fit_algorithm == "online":
+        from ._online import learn_online
+
+        return learn_online(
+            Y, filters, connectivity, batch_size=batch_size, random_state=random_state,
+            return_maps=return_maps, **params,
+        )
     if fit_algorithm == "interleaved":
         return _learn_interleaved(Y, filters, connectivity, **params)
     return _learn_alternating(Y, filters, connectivity, **params)
@@ -223,9 +236,10 @@ def _learn_interleaved(
             if need_power:
                 steps.start_lipschitz(sum(result[4] for result in results))
             gradient = correlations_to_gradient(point_op, correlations)
-            data_terms, op = _filter_step(
+            data_terms, new_op = _filter_step(
                 parallel, steps, gradient, data_point, states, slices, Y
             )
+            op = new_op.follow(op)  # FISTA's bound starts from this epoch's
             cost = lmbda * float(data_terms.sum()) + sparsity
             history.append(cost / len(Y) / float(scale))
             _report(verbose, epoch, n_epochs, history[-1], start)
@@ -262,6 +276,7 @@ def init_filters(filters_init, n_filters, n_channels, filter_shape, connectivity
     return normalize_filters(filters, connectivity)
 
 
+@single_convergence_warning
 @validate_params(
     {
         "X": ["array-like"],
@@ -362,6 +377,7 @@ default=None
     maps, filters, history, converged = _learn_filters(
         Y, filters, g, fit_algorithm=fit_algorithm, lmbda=lmbda, p=p, solver=solver,
         max_iter=max_iter, tol=tol, n_epochs=n_epochs, n_jobs=n_jobs, verbose=verbose,
+        random_state=rng,
     )
     warn_not_converged(converged, tol, max_iter, where=" in the last epoch")
     return maps.reshape(len(X), -1), filters, history

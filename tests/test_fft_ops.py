@@ -261,3 +261,80 @@ def test_lipschitz_of_unit_delta_is_one():
     op = ConvOperator(filters, np.ones((1, 1), bool), (10,))
     assert op.lipschitz == pytest.approx(1.0, rel=1e-12)
     np.testing.assert_allclose(_dense_norm2(op), 1.0, rtol=1e-12)
+
+
+def _exact_per_frequency(op):
+    """Largest eigenvalue of every frequency's Gram, by dense SVD (brute force)."""
+    n_pairs = len(op.pair_spectra)
+    dense = np.zeros((n_pairs and op.pair_spectra[0].size, op.n_channels, op.n_filters), complex)
+    planes = op.pair_spectra.reshape(n_pairs, -1).T
+    dense[:, op.mixer.channel_of_pair, op.mixer.map_of_pair] = planes
+    return np.linalg.svd(dense, compute_uv=False)[:, 0] ** 2
+
+
+SPARSE_LAYERS = [
+    (12, 6, "random_pairs", (9, 8), (3, 3)),
+    (10, 4, "singles_and_pairs", (7,), (4,)),
+    (20, 9, "random_3", (6, 6), (4, 2)),
+    (5, 5, "full", (5, 7), (3, 3)),
+    (6, 1, "full", (12,), (5,)),
+]
+
+
+@pytest.mark.parametrize("layer", SPARSE_LAYERS, ids=lambda layer: f"{layer[0]}x{layer[1]}-{layer[2]}")
+def test_cheap_norm_bounds_hold_and_lipschitz_is_exact(layer):
+    """Every frequency's cheap bound >= its exact eigenvalue (brute force), and
+    the branch-and-bound maximum is the exact one; ``frequency_bounds`` hold too."""
+    n_filters, n_channels, preset, image_shape, filter_shape = layer
+    rng = np.random.RandomState(1)
+    g = _make_connectivity(preset, n_filters, n_channels, rng)
+    filters = rng.standard_normal((n_filters, n_channels) + filter_shape)
+    filters *= g.reshape(g.shape + (1,) * len(filter_shape))
+    op = ConvOperator(filters, g, image_shape)
+    exact = _exact_per_frequency(op)
+    bounds = op._cheap_norm_bounds(op.pair_spectra)
+    assert np.all(bounds >= exact * (1 - 1e-12))
+    # Frobenius is the loosest of the three: at most rank (<= min(C, K)) times exact.
+    assert np.all(bounds <= exact * min(n_channels, n_filters) * (1 + 1e-12) + 1e-12)
+    np.testing.assert_allclose(op.lipschitz, exact.max(), rtol=1e-12)
+    assert np.all(op.frequency_bounds >= exact * (1 - 1e-12))
+
+
+def _full_scan(op):
+    """The former exact bound: eigvalsh of every frequency's Gram."""
+    return max(float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in op._filter_grams())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lipschitz_following_moving_filters_is_unchanged(dtype):
+    """Filters that move a little every 'epoch' (as in interleaved learning):
+    the bound computed from the previous operator's (``follow``) is the same
+    number, bit for bit, as the full scan of every frequency, and stays a
+    bound per frequency."""
+    rng = np.random.RandomState(0)
+    g = _make_connectivity("random_pairs", 30, 10, rng)
+    filters = rng.standard_normal((30, 10, 5, 5)) * g[..., None, None]
+    previous = None
+    for _ in range(6):
+        filters = filters + 0.05 * rng.standard_normal(filters.shape) * g[..., None, None]
+        op = ConvOperator(filters.astype(dtype), g, (16, 16))
+        if previous is not None:
+            op.follow(previous)
+            assert op._previous_bounds is not None
+        assert op.lipschitz == _full_scan(op)
+        exact = _exact_per_frequency(op)
+        tolerance = 1e-5 if dtype == np.float32 else 1e-12
+        assert np.all(op.frequency_bounds >= exact * (1 - tolerance))
+        previous = op
+
+
+def test_certify_below_is_an_eigenvalue_test():
+    from skdeconv._fft_ops import _certify_below
+
+    rng = np.random.RandomState(0)
+    a = rng.standard_normal((50, 6, 6)) + 1j * rng.standard_normal((50, 6, 6))
+    grams = a @ np.conj(np.swapaxes(a, 1, 2))
+    largest = np.linalg.eigvalsh(grams)[:, -1]
+    threshold = np.median(largest)
+    certified = _certify_below(grams, threshold)
+    assert np.array_equal(certified, largest < threshold)

@@ -188,3 +188,32 @@ def test_continuation_needs_alternating():
         conv_dict_learning(X, 2, 3, image_shape=(SIZE, SIZE), solver="continuation")
     coder = _coder(solver="continuation", fit_algorithm="alternating", n_epochs=1, max_iter=12)
     assert coder.fit(X).n_iter_ == 1
+
+
+def test_wide_layer_learning_unchanged_by_the_followed_bound(monkeypatch):
+    """Interleaved FISTA on a wide sparse layer: the Lipschitz bound found from
+    the previous epoch's (branch and bound) is the full scan's number, so the
+    learned cost history is the same, bit for bit."""
+    from functools import cached_property
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((3, 12, 10, 10)) * (rng.rand(3, 12, 10, 10) < 0.2)
+    X = X.reshape(3, -1)
+    params = dict(image_shape=(10, 10), connectivity="random_pairs", n_epochs=8,
+                  solver="fista", random_state=0)
+    _, filters, costs = conv_dict_learning(X, 40, 3, **params)
+    scans = []
+
+    def full_scan(op):
+        scans.append(1)
+        return max(
+            float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in op._filter_grams()
+        )
+
+    prop = cached_property(full_scan)
+    prop.__set_name__(ConvOperator, "lipschitz")
+    monkeypatch.setattr(ConvOperator, "lipschitz", prop)
+    _, filters_scan, costs_scan = conv_dict_learning(X, 40, 3, **params)
+    assert len(scans) >= 8
+    assert_array_equal(costs, costs_scan)
+    assert_array_equal(filters, filters_scan)
