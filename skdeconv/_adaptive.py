@@ -477,7 +477,9 @@ class AdaptiveDeconvNetwork(
         X_projected : ndarray of shape (n_samples, n_features_in_)
         """
         X = self._check_input(X)
-        number = self._layer_number(layer)
+        return self._project(X, self._layer_number(layer))
+
+    def _project(self, X, number):
         maps, switches, operators = self._infer(X, number)
         R = TopDownOperator(operators, switches[: number - 1], self.pool_shape_[: number - 1])
         return R.forward(maps[-1]).reshape(len(X), -1)
@@ -549,7 +551,7 @@ class AdaptiveDeconvNetwork(
         score : float
         """
         X = self._check_input(X)
-        return -float(np.mean((X - self.project(X, -1)) ** 2))
+        return -float(np.mean((X - self._project(X, len(self.filters_))) ** 2))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -10,7 +10,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skdeconv import ConvSparseCoder, DeconvNetworkTransformer
+from skdeconv import AdaptiveDeconvNetwork, ConvSparseCoder, DeconvNetworkTransformer
 
 # the instances are kept small and fast, so inference may stop at max_iter
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -27,6 +27,10 @@ def _estimators():
         DeconvNetworkTransformer(
             n_filters=(3, 2), filter_shape=3, connectivity=("full", "full"),
             n_epochs=1, max_iter=20, random_state=0,
+        ),
+        AdaptiveDeconvNetwork(
+            n_filters=(3, 2), filter_shape=3, connectivity="full", n_epochs=2, max_iter=20,
+            random_state=0,
         ),
     ]
 
@@ -47,7 +51,8 @@ SEPARATE_CHECKS = [
 
 @pytest.mark.parametrize("check", SEPARATE_CHECKS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize(
-    "estimator", _estimators(), ids=lambda e: f"{type(e).__name__}-{e.solver}-{e.fit_algorithm}-p{e.p}",
+    "estimator", _estimators(),
+    ids=lambda e: f"{type(e).__name__}-{e.solver}-{getattr(e, 'fit_algorithm', '')}-p{getattr(e, 'p', 1)}",
 )
 def test_separate_checks(estimator, check):
     pytest.importorskip("pandas")
