@@ -82,6 +82,10 @@ def _parse_args(argv):
         "(CVPR 2010) on the bundled images and write its figures as PNG files.",
     )
     parser.add_argument("--dataset", choices=("fruit", "city"), default="fruit")
+    parser.add_argument("--model", choices=("deconv", "adaptive"), default="deconv",
+                        help="deconv: the CVPR 2010 network (default); adaptive: the "
+                        "Adaptive Deconvolutional Network of ICCV 2011 (3-D pooling with "
+                        "switches, every layer inferred in pixel space)")
     parser.add_argument("--out", type=Path, default=Path("figures"),
                         help="output directory (default: ./figures)")
     parser.add_argument("--quick", action="store_true",
@@ -241,6 +245,10 @@ def main(argv=None):
     start = time.perf_counter()
     args = _parse_args(argv)
     plt = _pyplot()
+    if args.model == "adaptive":
+        from ._adaptive_job import run_adaptive
+
+        return run_adaptive(args, plt, _load)
     config = QUICK if args.quick else PAPER
     dtype = np.float64 if args.float64 else np.float32
     X, image_shape = _load(args.dataset, config, dtype)
