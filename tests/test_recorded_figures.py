@@ -18,7 +18,7 @@ from scipy import signal
 
 from conftest import _spike_signals
 from skdeconv import ConvSparseCoder, conv_dict_learning, conv_sparse_encode
-from skdeconv import heldout_pixel_score
+from skdeconv import heldout_pixel_score, make_connectivity
 from skdeconv.datasets import load_zeiler2010
 from skdeconv.preprocessing import images_to_rows, local_contrast_normalize
 
@@ -94,13 +94,7 @@ def test_history_is_the_objective_of_the_returned_maps_and_filters(problem, fit_
 
 
 def _singles_and_pairs(n_channels):
-    rows = [np.eye(n_channels, dtype=bool)[c] for c in range(n_channels)]
-    for a in range(n_channels):
-        for b in range(a + 1, n_channels):
-            row = np.zeros(n_channels, bool)
-            row[[a, b]] = True
-            rows.append(row)
-    return np.array(rows)
+    return make_connectivity("singles_and_pairs", n_channels * (n_channels + 1) // 2, n_channels)
 
 
 @pytest.mark.parametrize("fit_algorithm, solver", FITS)
