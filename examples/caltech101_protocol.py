@@ -19,6 +19,10 @@ of Caltech-101 (``101_ObjectCategories``: one folder per class):
    (:func:`~skdeconv.pooling.intersection_kernel`), trained on ``--n-train``
    images per class and tested on up to ``--n-test`` others per class.
 
+``--model adaptive`` uses an :class:`~skdeconv.AdaptiveDeconvNetwork` (ICCV 2011)
+with the same 9 and 45 maps instead, its layer-2 maps inferred in pixel space
+through 3-D max pooling (3, 3, 2) of layer 1.
+
 It prints the mean per-class recall (the accuracy the paper reports: 58.6%
 with 15 training images per class, 66.9% with 30). Run it as::
 
@@ -32,6 +36,7 @@ set (map inference of ~8000 images of 150x150 through two layers); try
 
 import argparse
 import time
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.frozen import FrozenEstimator
@@ -39,7 +44,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC
 
-from skdeconv import DeconvNetworkTransformer
+from skdeconv import AdaptiveDeconvNetwork, DeconvNetworkTransformer
 from skdeconv.pooling import (
     BagOfWordsPyramid,
     DenseMapDescriptors,
@@ -65,8 +70,12 @@ def parse_args(argv=None):
                         help="use only the first classes (quick runs)")
     parser.add_argument("--n-network-images", type=int, default=50,
                         help="training images the network learns its filters from")
-    parser.add_argument("--n-epochs", type=int, nargs="+", default=[300, 50],
-                        help="filter learning epochs: one value, or one per layer")
+    parser.add_argument("--model", choices=["deconv", "adaptive"], default="deconv",
+                        help="deconv: the CVPR 2010 network; adaptive: the Adaptive "
+                             "Deconvolutional Network (ICCV 2011, 3-D pooling (3, 3, 2))")
+    parser.add_argument("--n-epochs", type=int, nargs="+", default=None,
+                        help="filter learning epochs: one value, or one per layer "
+                             "(default: 300 50 for deconv, 5 for adaptive)")
     parser.add_argument("--fit-algorithm", nargs="+", default=["interleaved"],
                         choices=["interleaved", "alternating"],
                         help="filter learning scheme: one value, or one per layer")
@@ -77,6 +86,44 @@ def parse_args(argv=None):
     parser.add_argument("--C", type=float, default=1.0, help="SVM regularisation")
     parser.add_argument("--n-jobs", type=int, default=None, help="parallel jobs")
     return parser.parse_args(argv)
+
+
+class _AdaptiveLayers(AdaptiveDeconvNetwork):
+    """The adaptive network in the geometry DenseMapDescriptors reads.
+
+    DenseMapDescriptors centre-crops every layer's maps to the image and takes
+    their shapes from ``network.pipeline_[l].feature_map_shape_``. Layer 2 of
+    the adaptive network works on the pooled layer-1 maps, so its maps are
+    upsampled (each value repeated over its pool block) by the spatial pool
+    sizes of the layers below, which puts them on layer 1's grid, centred as
+    the 2010 network's maps are; the shapes are exposed as ``pipeline_``.
+    """
+
+    def _strides(self, number):
+        strides = np.ones(len(self.image_shape_), int)
+        for pool in self.pool_shape_[: number - 1]:
+            strides *= np.array(pool[:-1])
+        return strides
+
+    @property
+    def pipeline_(self):
+        return [
+            SimpleNamespace(feature_map_shape_=(shape[0],) + tuple(
+                np.array(shape[1:]) * self._strides(number)))
+            for number, shape in enumerate(self.layer_map_shapes_, start=1)
+        ]
+
+    def transform(self, X, layers=None):
+        if layers is None:
+            return super().transform(X)
+        upsampled = []
+        for layer, Z in zip(layers, super().transform(X, layers=layers)):
+            number = self._layer_number(layer)
+            Z = Z.reshape((len(Z),) + self.layer_map_shapes_[number - 1])
+            for axis, stride in enumerate(self._strides(number), start=2):
+                Z = np.repeat(Z, stride, axis=axis)
+            upsampled.append(Z.reshape(len(Z), -1))
+        return upsampled
 
 
 def per_layer(values):
@@ -113,12 +160,20 @@ def main(argv=None):
     train, test = split_per_class(y, args.n_train, args.n_test, rng)
     print(f"{len(class_names)} classes, {len(train)} training and {len(test)} test images")
 
-    network = DeconvNetworkTransformer(
-        n_filters=(9, 45), filter_shape=7, connectivity=("full", "singles_and_pairs"),
-        image_shape=(args.image_size, args.image_size), max_iter=args.max_iter,
-        n_epochs=per_layer(args.n_epochs), fit_algorithm=per_layer(args.fit_algorithm),
-        n_jobs=args.n_jobs, random_state=args.seed,
-    )
+    if args.model == "adaptive":
+        network = _AdaptiveLayers(
+            n_filters=(9, 45), filter_shape=7, connectivity="full", pool_shape=(3, 3, 2),
+            image_shape=(args.image_size, args.image_size), max_iter=args.max_iter,
+            n_epochs=per_layer(args.n_epochs or [5]), random_state=args.seed,
+        )
+    else:
+        network = DeconvNetworkTransformer(
+            n_filters=(9, 45), filter_shape=7, connectivity=("full", "singles_and_pairs"),
+            image_shape=(args.image_size, args.image_size), max_iter=args.max_iter,
+            n_epochs=per_layer(args.n_epochs or [300, 50]),
+            fit_algorithm=per_layer(args.fit_algorithm), n_jobs=args.n_jobs,
+            random_state=args.seed,
+        )
     subset = rng.choice(train, min(args.n_network_images, len(train)), replace=False)
     network.fit(X[subset])
     print(f"network learnt from {len(subset)} images ({time.perf_counter() - start:.0f} s)")
