@@ -25,7 +25,7 @@ from ._fft_ops import ConvOperator
 from ._filters import _channel_lipschitz, correlations_to_gradient, normalize_filters
 from ._pooling3d import keep_block_maxima, pool_unpool
 from ._shrinkage import shrink
-from ._topdown import TopDownOperator
+from ._topdown import POWER_ITERATIONS, TopDownOperator
 
 # lmbda='auto' is this multiple of lambda_min = 1 / max|R_l' y| (the largest
 # weight giving all-zero maps) at the initial filters of each layer; measured
@@ -34,6 +34,8 @@ AUTO_LMBDA_RATIO = 10.0
 # Projected-gradient filter steps per epoch, and the shrinking of their
 # backtracked Lipschitz constant after an accepted step.
 FILTER_STEPS = 2
+# Power iterations of the step-size estimate after the first epoch, warm started.
+WARM_POWER_ITERATIONS = 4
 _FILTER_L_DECREASE = 0.7
 
 
@@ -60,7 +62,7 @@ def lmbda_min(R, Y):
 
 
 def infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver="fista", init=None,
-               callback=None):
+               callback=None, lipschitz=None):
     """Maps of layer l for every sample of ``Y``, each solved independently.
 
     Parameters
@@ -80,6 +82,8 @@ def infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver="fista", init=None
     callback : callable, default=None
         Called as ``callback(iteration, index, maps)`` after every iteration
         with the samples still iterating (for traces).
+    lipschitz : ndarray of shape (n,), default=None
+        Per-sample bounds of ``||R||^2``; ``R.sample_lipschitz()`` when None.
 
     Returns
     -------
@@ -95,7 +99,9 @@ def infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver="fista", init=None
         x = keep_block_maxima(init.astype(Y.dtype, copy=False), pool_shape)
     out = x.copy()
     n_iter = np.zeros(n, int)
-    lipschitz = np.broadcast_to(R.sample_lipschitz(), (n,)).copy()  # (1,) for layer 1
+    if lipschitz is None:
+        lipschitz = R.sample_lipschitz()
+    lipschitz = np.broadcast_to(lipschitz, (n,)).copy()  # one value for layer 1
     live = lipschitz * lmbda > 1 / np.finfo(np.float64).max
     index = np.flatnonzero(live)  # an R of zero keeps z = 0
     if index.size < n:
@@ -219,9 +225,16 @@ def learn_layer(R, Y, filters, connectivity, *, lmbda, pool_shape, n_epochs, max
     (mean per-sample layer cost after every epoch).
     """
     R = _replace_top(R, filters, connectivity)
-    maps, history, lipschitz = None, [], None
+    maps, history, lipschitz, vectors = None, [], None, None
     for epoch in range(n_epochs):
-        maps, _, _ = infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver, init=maps)
+        # the power iterations restart from the previous epoch's vectors (the
+        # filters moved a little): a few iterations keep the estimate
+        steps, vectors = R.sample_lipschitz(
+            n_iter=POWER_ITERATIONS if vectors is None else WARM_POWER_ITERATIONS,
+            start=vectors, return_vectors=True,
+        )
+        maps, _, _ = infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver, init=maps,
+                                lipschitz=steps)
         R, filters, data_cost, lipschitz = filter_steps(
             R, filters, maps, Y, connectivity, n_filter_steps, lipschitz
         )

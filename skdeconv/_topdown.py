@@ -114,7 +114,8 @@ class TopDownOperator:
         """
         return float(prod(op.lipschitz for op in self.operators))
 
-    def sample_lipschitz(self, n_iter=POWER_ITERATIONS, margin=POWER_MARGIN):
+    def sample_lipschitz(self, n_iter=POWER_ITERATIONS, margin=POWER_MARGIN, start=None,
+                         return_vectors=False):
         """Per-sample estimate of ``||R_l||^2`` (with each sample's switches).
 
         For layer 1 the exact bound :attr:`lipschitz`.  Above, ``n_iter``
@@ -122,23 +123,32 @@ class TopDownOperator:
         sample, so a sample's estimate does not depend on the batch), times
         ``margin``, capped by the product bound.
 
+        ``start`` (n_samples, *map_shape): vectors to start from instead
+        (e.g. those of a previous call with nearby filters, returned with
+        ``return_vectors``), so that fewer iterations suffice.
+
         Returns
         -------
         lipschitz : ndarray of shape (n_samples,), float64
+        vectors : ndarray, only with ``return_vectors``
         """
         n_samples = len(self.switches[0]) if self.switches else 1
         bound = self.lipschitz
         if self.n_layers == 1:
-            return np.full(n_samples, bound)
-        start = np.random.RandomState(0).standard_normal(self.map_shape).astype(self.dtype)
-        vectors = np.repeat(start[None], n_samples, axis=0)
+            return (np.full(n_samples, bound), None) if return_vectors else np.full(n_samples, bound)
+        if start is None:
+            start = np.random.RandomState(0).standard_normal(self.map_shape).astype(self.dtype)
+            vectors = np.repeat(start[None], n_samples, axis=0)
+        else:
+            vectors = start.astype(self.dtype, copy=True)
         estimate = np.zeros(n_samples)
         for _ in range(n_iter):
             vectors /= _norms(vectors).astype(self.dtype).reshape(_column(vectors.ndim))
             image = self.forward(vectors)
             estimate = np.sum(np.square(image.reshape(n_samples, -1), dtype=np.float64), axis=1)
             vectors = self.adjoint(image)
-        return np.minimum(margin * estimate, bound)
+        lipschitz = np.minimum(margin * estimate, bound)
+        return (lipschitz, vectors) if return_vectors else lipschitz
 
 
 def _column(ndim):
