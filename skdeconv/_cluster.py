@@ -1,0 +1,226 @@
+"""Interleaved filter learning on a dask.distributed cluster, state on the workers.
+
+Used by ``fit`` (and :func:`conv_dict_learning`) with
+``fit_algorithm='interleaved'`` inside ``joblib.parallel_config(backend="dask")``:
+joblib's dask backend ships every task's arguments and results through the
+client, so each epoch of the ordinary learner would move every chunk's solver
+state (maps, momentum or ADMM duals, spectra: several map-sized arrays per
+sample) to a worker and back.  Here each chunk of samples becomes a chain of
+futures on the cluster instead:
+
+- the chunk's images are sent once, inside the task that starts the chunk's
+  solver (not scattered: a task's arguments are kept by the scheduler, so a
+  lost chunk can be recomputed);
+- every epoch submits the chunk's next map iteration on the previous epoch's
+  future for that chunk, so the scheduler runs it where the state already
+  lives, and gathers only filter-sized results: the chunk's filter gradient
+  (``n_pairs x filter_shape``), its data term per channel and its penalty
+  (plus, in the first epoch only, the maps' power spectrum that starts the
+  filter step's Lipschitz bound);
+- the filter step (and its backtracking) runs in the client on the summed
+  results; the candidate filters go back to the workers, which evaluate their
+  chunk's data term at them.
+
+A worker lost mid-fit loses its chunks' states; the scheduler recomputes them
+from their lineage (the start task and every epoch's task, whose arguments are
+filters), so the fit finishes with the same filters.  The result equals the
+joblib learner's up to the order of a sum: each chunk's gradient is brought
+back to filter size (an inverse FFT) before the chunks are summed (1e-13
+relative in float64).
+
+Nothing here imports dask: the client comes from joblib's active backend.
+"""
+
+import operator
+import time
+import uuid
+
+import numpy as np
+
+from ._encode import _chunk_slices, one_blas_thread, prepare_for_solver
+from ._fft_ops import ConvOperator
+from ._filters import (
+    MomentumFilterSteps,
+    channel_data_terms,
+    correlations_to_gradient,
+    filter_gradient_terms,
+    power_of_two_scale,
+)
+from ._shrinkage import penalty
+from ._solvers import RHO_PERIOD, admm_iteration, admm_maps, admm_start, fista_iteration, fista_start
+
+
+def active_dask_client():
+    """The client of joblib's active "dask" backend, or None.
+
+    Looks at joblib's active backend only: never imports dask.
+    """
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if type(backend).__name__ != "DaskDistributedBackend":
+        return None
+    return getattr(backend, "client", None)
+
+
+# ------------------------------------------------------------ worker side
+# The operator of the last filters each worker process built, reused by the
+# other chunks of the same epoch on that worker (and followed by the next
+# epoch's, for FISTA's bound); one entry per geometry and solver.
+_OPERATORS = {}
+
+
+def _operator(filters, connectivity, image_shape, solver):
+    key = (image_shape, solver, connectivity.tobytes(), filters.dtype.str)
+    cached = _OPERATORS.get(key)
+    if cached is not None and np.array_equal(cached[0], filters):
+        return cached[1]
+    op = ConvOperator(filters, connectivity, image_shape)
+    if cached is not None and hasattr(op, "follow"):
+        op.follow(cached[1])
+    prepare_for_solver(op, solver)
+    _OPERATORS[key] = (filters, op)
+    return op
+
+
+def _start(Y, filters, connectivity, lmbda, solver):
+    """A chunk: its images and its map solver's initial state."""
+    with one_blas_thread():
+        op = _operator(filters, connectivity, Y.shape[2:], solver)
+        init = np.zeros((len(Y), op.n_filters) + op.map_shape, dtype=Y.dtype)
+        state = admm_start(op, Y, init, lmbda) if solver == "admm" else fista_start(Y, init)
+    return {"Y": Y, "state": state}
+
+
+def _advance(chunk, filters, point, connectivity, lmbda, p, solver, epoch, need_power):
+    """One map iteration of a chunk at ``filters``; filter-sized results at ``point``.
+
+    Returns (the chunk, its new state holding the maps' spectra;
+    (gradient, data term per channel at ``point``, penalty, power or None)).
+    """
+    Y, state = chunk["Y"], chunk["state"]
+    image_shape = Y.shape[2:]
+    with one_blas_thread():
+        op = _operator(filters, connectivity, image_shape, solver)
+        if solver == "admm":
+            admm_iteration(op, lmbda, p, state, balance=(epoch + 1) % RHO_PERIOD == 0)
+            maps = admm_maps(op, state)
+        else:
+            fista_iteration(op, lmbda, p, lmbda * op.lipschitz, state)
+            maps = state["x"]
+        point_op = ConvOperator(point, connectivity, image_shape)
+        spectra = point_op.rfft(maps)
+        correlations, data_terms = filter_gradient_terms(point_op, spectra, Y)
+        gradient = correlations_to_gradient(point_op, correlations)
+        power = np.sum(np.abs(spectra) ** 2, axis=0, dtype=np.float64) if need_power else None
+        state["spectra"] = spectra
+        sparsity = float(penalty(maps, p, axis=None))
+    return {"Y": Y, "state": state}, (gradient, data_terms, sparsity, power)
+
+
+def _data_terms(chunk, candidate, connectivity):
+    with one_blas_thread():
+        op = ConvOperator(candidate, connectivity, chunk["Y"].shape[2:])
+        return channel_data_terms(op, chunk["state"]["spectra"], chunk["Y"])
+
+
+def _maps(chunk, filters, connectivity, solver):
+    state = chunk["state"]
+    if solver != "admm":
+        return state["x"]
+    return admm_maps(ConvOperator(filters, connectivity, chunk["Y"].shape[2:]), state)
+
+
+# ------------------------------------------------------------ client side
+class _Submitter:
+    """client.submit with readable, unique keys (no hashing of the arguments)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.token = uuid.uuid4().hex[:8]
+        self.count = 0
+        self.bytes_sent = 0
+
+    def __call__(self, function, *args, name=None):
+        self.count += 1
+        self.bytes_sent += sum(a.nbytes for a in args if isinstance(a, np.ndarray))
+        key = f"skdeconv-{name or function.__name__.strip('_')}-{self.token}-{self.count}"
+        return self.client.submit(function, *args, key=key, pure=False)
+
+
+def learn_interleaved_on_cluster(
+    client, Y, filters, connectivity, *, lmbda, p, solver, max_iter, tol, n_epochs, n_jobs,
+    verbose, return_maps=True, stats=None,
+):
+    """The interleaved learner of ``_learning.py`` with its chunks on ``client``.
+
+    Same chunks, same map iterations, same filter steps and backtracking; the
+    state of every chunk stays on a worker.  ``stats`` (a dict), if given,
+    receives the bytes sent to and gathered from the cluster per epoch.
+    Returns what ``_learn_interleaved`` returns (maps None unless
+    ``return_maps``).
+    """
+    from ._learning import _INTERLEAVED_ARRAYS, MIN_CHUNKS, _report
+
+    scale = power_of_two_scale(np.max(np.abs(Y)), Y.dtype)
+    Y, lmbda = Y * scale, lmbda / float(scale)
+    image_shape = Y.shape[2:]
+    op = ConvOperator(filters, connectivity, image_shape)
+    spectrum_bytes = len(filters) * int(np.prod(op.fft_shape)) * Y.itemsize
+    slices = _chunk_slices(len(Y), MIN_CHUNKS, _INTERLEAVED_ARRAYS * spectrum_bytes)
+    steps = MomentumFilterSteps(filters, connectivity)
+    submit = _Submitter(client)
+    chunks = [
+        submit(_start, np.ascontiguousarray(Y[s]), filters, connectivity, lmbda, solver)
+        for s in slices
+    ]
+    data_bytes, submit.bytes_sent = submit.bytes_sent, 0
+    gathered = 0
+    history = []
+    start = time.perf_counter()
+    for epoch in range(n_epochs):
+        need_power = steps.lipschitz is None or not steps.lipschitz.all()
+        advanced = [
+            submit(_advance, chunk, steps.filters, steps.point, connectivity, lmbda, p, solver,
+                   epoch, need_power)
+            for chunk in chunks
+        ]
+        chunks = [submit(operator.getitem, a, 0, name="state") for a in advanced]
+        results = client.gather([submit(operator.getitem, a, 1, name="terms") for a in advanced])
+        del advanced
+        gathered += sum(
+            sum(x.nbytes for x in result if isinstance(x, np.ndarray)) for result in results
+        )
+        gradient, data_point, sparsity = (
+            sum(result[i] for result in results) for i in range(3)
+        )
+        if need_power:
+            steps.start_lipschitz(sum(result[3] for result in results))
+        while True:
+            candidate = steps.propose(gradient)
+            parts = client.gather([
+                submit(_data_terms, chunk, candidate, connectivity) for chunk in chunks
+            ])
+            gathered += sum(part.nbytes for part in parts)
+            data_terms = sum(parts)
+            fits = steps.sufficient_decrease(candidate, gradient, data_point, data_terms)
+            if fits.all():
+                steps.accept(candidate)
+                break
+            steps.backtrack(~fits)
+        cost = lmbda * float(data_terms.sum()) + sparsity
+        history.append(cost / len(Y) / float(scale))
+        _report(verbose, epoch, n_epochs, history[-1], start)
+    maps = None
+    if return_maps:
+        maps = np.concatenate(client.gather([
+            submit(_maps, chunk, steps.filters, connectivity, solver) for chunk in chunks
+        ]))
+        maps /= scale
+    if stats is not None:
+        stats.update(
+            data_bytes=data_bytes, epochs=n_epochs,
+            sent_per_epoch=submit.bytes_sent / n_epochs, gathered_per_epoch=gathered / n_epochs,
+            n_chunks=len(slices),
+        )
+    return maps, steps.filters, np.asarray(history), np.ones(len(Y), dtype=bool)
