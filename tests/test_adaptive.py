@@ -90,8 +90,7 @@ def test_lipschitz_bounds():
     assert np.all(estimate >= power)  # the margin covers the power iterations' shortfall
     for _ in range(5):
         z = rng.standard_normal((2,) + R.map_shape)
-        ratio = np.sum(R.forward(z) ** 2, axis=(1, 2, 3)) / np.sum(z**2, axis=(1, 2, 3, 4)
-                                                                    if z.ndim == 5 else (1, 2, 3))
+        ratio = np.sum(R.forward(z) ** 2, axis=(1, 2, 3)) / np.sum(z**2, axis=(1, 2, 3))
         assert np.all(ratio <= R.lipschitz)
         assert np.all(ratio <= power * (1 + 1e-6))
 
@@ -248,10 +247,14 @@ def test_project_activations_are_single_activations_projected():
     for n in range(2):
         for j, (k, r, c) in enumerate(locations[n]):
             assert abs(Z[n, k, r, c]) == np.abs(Z[n, k]).max()
-    # the projections of all the activations of layer 2 add up to its reconstruction
-    everything = np.zeros_like(Z)
-    full = net.project(X[:2], layer=2)
-    assert np.linalg.norm(full - X[:2]) < np.linalg.norm(X[:2])
+    # layer 1 (no switches below): the filter placed at the activation, scaled by it
+    projections, locations = net.project_activations(X[:1], layer=1, maps=[2])
+    Z1 = net.transform(X[:1], layers=(1,))[0].reshape((1,) + net.layer_map_shapes_[0])
+    single = np.zeros_like(Z1)
+    k, r, c = locations[0, 0]
+    single[0, k, r, c] = Z1[0, k, r, c]
+    op = ConvOperator(net.filters_[0], net.connectivity_[0], net.image_shape_)
+    np.testing.assert_allclose(projections[0, 0], op.forward(single).ravel(), atol=1e-12)
 
 
 def test_one_dimensional_signals_and_pipeline():
@@ -291,3 +294,16 @@ def test_adaptive_network_beats_the_2010_objective_from_the_top_layer():
     net = _net(image_shape=(16, 16), n_epochs=6).fit(X)
     history = net.cost_history_[1]
     assert history[-1] < history[0]
+
+
+@pytest.mark.slow
+def test_main_job_quick(tmp_path):
+    pytest.importorskip("matplotlib")
+    import json
+
+    from skdeconv.__main__ import main
+
+    assert main(["--model", "adaptive", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["model"] == "adaptive" and len(summary["layers"]) == 3
+    assert (tmp_path / "features_layer3.png").is_file()
