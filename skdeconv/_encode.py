@@ -72,12 +72,94 @@ def _chunk_slices(n_samples, min_chunks, bytes_per_sample):
 # with that worker is cancelled (scattered data has no lineage); inside a
 # tuple they travel with the task, which the scheduler reruns elsewhere.
 def _encode_chunk(arrays, lmbda, p, solver, max_iter, tol):
+    """Maps, iterations and convergence of a chunk.
+
+    ``solver`` is one name, or an array of a name per sample ('auto'): each
+    group of samples is then solved by its own solver (every sample is
+    solved independently, so the results are those of the chosen solver).
+    """
     op, Y, init, weights = arrays
     if init is None:
         init = np.zeros((len(Y), op.n_filters) + op.map_shape, dtype=Y.dtype)
     extra = {} if weights is None else {"weights": weights}
+    names = np.unique(solver)
     with one_blas_thread():
-        return SOLVERS[solver](op, Y, lmbda, p, init, max_iter, tol, **extra)
+        if names.size == 1:
+            return SOLVERS[str(names[0])](op, Y, lmbda, p, init, max_iter, tol, **extra)
+        maps = np.empty_like(init)
+        n_iter = np.empty(len(Y), dtype=int)
+        converged = np.empty(len(Y), dtype=bool)
+        for name in names:
+            rows = np.flatnonzero(solver == name)
+            group = {key: value[rows] for key, value in extra.items()}
+            maps[rows], n_iter[rows], converged[rows] = SOLVERS[str(name)](
+                op, Y[rows], lmbda, p, init[rows], max_iter, tol, **group
+            )
+        return maps, n_iter, converged
+
+
+# ------------------------------------------------------------ solver='auto'
+# Measured crossovers (benchmarks/README.md, "solver='auto'"): ADMM reaches
+# 1e-4 of the optimum sooner than FISTA once lambda * max|F'y| exceeds about
+# this for one input channel, and this times AUTO_MULTICHANNEL_FACTOR for
+# several (ADMM's iteration then costs 1.7-2.2x FISTA's instead of 1.0-1.3x:
+# its x-step mixes the C channels per frequency).
+AUTO_DENSE_RATIO = 10.0
+AUTO_MULTICHANNEL_FACTOR = 4.0
+
+
+def auto_solvers(op, Y, lmbda, p, weights=None):
+    """The solver ``solver='auto'`` picks for every sample: array of names.
+
+    The rule (issue #12, measured in benchmarks/README.md): 'admm' where
+    ``lambda * max|F'y| >= AUTO_DENSE_RATIO`` (times
+    ``AUTO_MULTICHANNEL_FACTOR`` for inputs of several channels), else
+    'fista'.  With p = 1 all
+    maps are zero exactly when lambda <= lambda_min(y) = 1 / max|F'y|, so
+    the statistic is lambda / lambda_min(y): scale-free (the same for y and
+    lambda rescaled together) and it grows with the density of the maps,
+    where ADMM's exact per-frequency x-step needs far fewer iterations than
+    FISTA's gradient steps.  It is per sample (one adjoint, about half a
+    FISTA iteration), so a sample's choice - and its maps - never depend
+    on the batch.  'fista' always for p < 1 (ADMM's splitting has no
+    convergence guarantee for a non-convex penalty) and for a masked data
+    term (``weights``; ADMM does not support it).
+    """
+    choice = np.full(len(Y), "fista", dtype=object)
+    if p != 1 or weights is not None or not len(Y):
+        return choice
+    threshold = AUTO_DENSE_RATIO * (1.0 if op.n_channels == 1 else AUTO_MULTICHANNEL_FACTOR)
+    correlation = np.abs(op.adjoint(Y)).reshape(len(Y), -1).max(axis=1)
+    choice[lmbda * correlation.astype(np.float64) >= threshold] = "admm"
+    return choice
+
+
+def _auto_choice(op, Y, lmbda, p, weights, slices):
+    """:func:`auto_solvers` of all samples, chunk by chunk (memory O(chunk))."""
+    choice = np.empty(len(Y), dtype=object)
+    with one_blas_thread():
+        for s in slices:
+            choice[s] = auto_solvers(op, Y[s], lmbda, p, None if weights is None else weights[s])
+    return choice
+
+
+def auto_solver_for_learning(op, Y, lmbda, p):
+    """One solver for interleaved learning with ``solver='auto'``.
+
+    The choice of most training samples at the initial filters (one solver
+    state is carried over the epochs), except 'fista' for layers with many
+    input channels, where ADMM's per-epoch (C x C) inverses per frequency
+    and its (C x C) mixing per iteration cost more than its fewer
+    iterations save (measured in benchmarks/README.md).
+    """
+    if op.n_channels > AUTO_ADMM_MAX_CHANNELS:
+        return "fista"
+    choice = auto_solvers(op, Y, lmbda, p)
+    return "admm" if np.count_nonzero(choice == "admm") * 2 > len(choice) else "fista"
+
+
+# Interleaved learning with solver='auto' keeps FISTA above this many channels.
+AUTO_ADMM_MAX_CHANNELS = 8
 
 
 # The filter-only quantities each solver needs, computed once per call and
@@ -86,8 +168,14 @@ _SOLVER_PRECOMPUTE = {"fista": "lipschitz", "admm": "woodbury_inverse"}
 
 
 def solver_operator(filters, connectivity, image_shape, solver):
-    """The operator of ``filters`` with the quantities ``solver`` needs computed."""
-    return prepare_for_solver(ConvOperator(filters, connectivity, image_shape), solver)
+    """The operator of ``filters`` with the quantities ``solver`` needs computed.
+
+    ``solver`` may be an array of names (one per sample, from 'auto').
+    """
+    op = ConvOperator(filters, connectivity, image_shape)
+    for name in np.unique(solver):
+        prepare_for_solver(op, str(name))
+    return op
 
 
 def prepare_for_solver(op, solver):
@@ -107,15 +195,20 @@ def _encode(
     """Maps (n, K, *map_shape) of images Y (n, C, *image_shape); unvalidated.
 
     ``weights`` (binary, shape of Y; FISTA only) masks the data term.
+    ``solver='auto'`` picks a solver per sample (:func:`auto_solvers`).
 
     Returns the maps, the iterations of each sample and their convergence.
     """
     n_samples = len(Y)
-    op = solver_operator(filters, connectivity, Y.shape[2:], solver)
+    op = ConvOperator(filters, connectivity, Y.shape[2:])
     spectrum_bytes = len(filters) * prod(op.fft_shape) * Y.itemsize
     slices = _chunk_slices(
         n_samples, effective_n_jobs(n_jobs), _WORKING_ARRAYS * spectrum_bytes
     )
+    if solver == "auto":
+        solver = _auto_choice(op, Y, lmbda, p, weights, slices)
+    for name in np.unique(solver):
+        prepare_for_solver(op, str(name))
     # Chunks are written into the output as they arrive: the peak memory is
     # the output plus the chunks in flight, not twice the output.
     maps = np.empty((n_samples, len(filters)) + op.map_shape, dtype=Y.dtype)
@@ -125,7 +218,7 @@ def _encode(
         delayed(_encode_chunk)(
             (op, Y[s], None if init is None else init[s],
              None if weights is None else weights[s]),
-            lmbda, p, solver, max_iter, tol,
+            lmbda, p, solver if isinstance(solver, str) else solver[s], max_iter, tol,
         )
         for s in slices
     )
@@ -184,7 +277,7 @@ _COMMON_PARAMS = {
     "connectivity": CONNECTIVITY_CONSTRAINT,
     "lmbda": [Interval(Real, 0, None, closed="neither")],
     "p": [Interval(Real, 0, 1, closed="right")],
-    "solver": [StrOptions(set(SOLVERS))],
+    "solver": [StrOptions(set(SOLVERS) | {"auto"})],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
     "n_jobs": [Integral, None],
@@ -198,7 +291,7 @@ _COMMON_PARAMS = {
 )
 def conv_sparse_encode(
     X, filters, *, image_shape=None, connectivity=None, lmbda=1.0, p=1.0,
-    solver="fista", max_iter=200, tol=1e-3, init=None, n_jobs=None,
+    solver="auto", max_iter=200, tol=1e-3, init=None, n_jobs=None,
 ):
     """Infer sparse feature maps of X for FIXED filters.
 
@@ -227,10 +320,15 @@ def conv_sparse_encode(
         Weight of the reconstruction term (> 0).
     p : float in (0, 1], default=1.0
         Exponent of the sparsity penalty.
-    solver : {'fista', 'admm', 'continuation'}, default='fista'
+    solver : {'auto', 'fista', 'admm', 'continuation'}, default='auto'
         FISTA with adaptive restart; ADMM with mask decoupling in the Fourier
         domain (Wohlberg 2016), faster when lambda is large (dense maps); or
         the paper's beta continuation with conjugate-gradient z-steps.
+        'auto' picks 'admm' or 'fista' per sample by a measured rule on the
+        scale-free ``lambda * max|F'x|`` (``lambda`` over the smallest weight
+        that gives non-zero maps): 'admm' from 10 on (dense maps; 40 for
+        inputs of several channels), else 'fista'; always 'fista' for p < 1.  Each sample's maps are those of
+        its solver, whatever the other rows.
     max_iter : int, default=200
         Iterations per sample: gradient steps (FISTA), iterations (ADMM) or
         CG steps over the whole beta schedule (continuation).

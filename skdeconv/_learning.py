@@ -23,6 +23,7 @@ from ._encode import (
     _chunk_slices,
     _costs,
     _encode,
+    auto_solver_for_learning,
     check_filters,
     one_blas_thread,
     prepare_for_solver,
@@ -67,7 +68,7 @@ _INTERLEAVED_ARRAYS = 16
 
 def check_fit_algorithm(fit_algorithm, solver):
     """'interleaved' needs a map solver that advances one iteration at a time."""
-    if fit_algorithm == "interleaved" and solver not in INTERLEAVED_SOLVERS:
+    if fit_algorithm == "interleaved" and solver not in INTERLEAVED_SOLVERS + ("auto",):
         raise ValueError(
             f"fit_algorithm='interleaved' needs solver in {INTERLEAVED_SOLVERS}, got "
             f"solver={solver!r}; use fit_algorithm='alternating' with it."
@@ -86,6 +87,10 @@ def _learn_filters(
     ``_online.py``) uses ``batch_size`` and ``random_state``, and returns
     None for the maps unless ``return_maps``.
     """
+    if fit_algorithm == "interleaved" and params.get("solver") == "auto":
+        # one solver for the whole fit, chosen from the training data
+        op = ConvOperator(filters, connectivity, Y.shape[2:])
+        params["solver"] = auto_solver_for_learning(op, Y, params["lmbda"], params["p"])
     if fit_algorithm == "online":
         from ._online import learn_online
 
@@ -293,7 +298,7 @@ def init_filters(filters_init, n_filters, n_channels, filter_shape, connectivity
 )
 def conv_dict_learning(
     X, n_filters, filter_shape, *, image_shape=None, connectivity=None, lmbda=1.0,
-    p=1.0, solver="fista", max_iter=200, tol=1e-3, n_epochs=100, fit_algorithm="interleaved",
+    p=1.0, solver="auto", max_iter=200, tol=1e-3, n_epochs=100, fit_algorithm="interleaved",
     filters_init=None, n_jobs=None, random_state=None, verbose=0,
 ):
     """Learn convolutional filters and sparse maps of X (one layer).
@@ -315,7 +320,11 @@ def conv_dict_learning(
     filter_shape : int or tuple of int
         Spatial filter shape (an int is used on every axis).
     image_shape, connectivity, lmbda, p, solver, n_jobs
-        As in :func:`conv_sparse_encode`.
+        As in :func:`conv_sparse_encode`.  With 'interleaved', ``solver='auto'``
+        runs one solver for the whole fit: the choice of most training samples
+        at the initial filters, and 'fista' for inputs of more than 8
+        channels (see :func:`skdeconv._encode.auto_solver_for_learning`); with
+        'alternating' it chooses per sample at every epoch.
     max_iter, tol
         As in :func:`conv_sparse_encode`, for the map inference of each
         epoch of ``fit_algorithm='alternating'``; not used by 'interleaved'.
