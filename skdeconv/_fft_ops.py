@@ -289,6 +289,10 @@ class ConvOperator:
         bound exceeds the largest eigenvalue found so far.  The others cannot
         hold the maximum.
         """
+        if min(self.n_channels, self.n_filters) == 1:  # 1 x 1 Grams: scan them all
+            return max(
+                float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in self._filter_grams()
+            )
         bounds = self._cheap_norm_bounds(self.pair_spectra)
         if self._previous_bounds is not None:
             previous_bounds, previous_spectra = self._previous_bounds

@@ -297,7 +297,8 @@ def test_cheap_norm_bounds_hold_and_lipschitz_is_exact(layer):
     # Frobenius is the loosest of the three: at most rank (<= min(C, K)) times exact.
     assert np.all(bounds <= exact * min(n_channels, n_filters) * (1 + 1e-12) + 1e-12)
     np.testing.assert_allclose(op.lipschitz, exact.max(), rtol=1e-12)
-    assert np.all(op.frequency_bounds >= exact * (1 - 1e-12))
+    if min(n_filters, n_channels) > 1:  # 1 x 1 Grams are scanned, no bounds kept
+        assert np.all(op.frequency_bounds >= exact * (1 - 1e-12))
 
 
 def _full_scan(op):
