@@ -53,7 +53,7 @@ else:
         raise RuntimeError("sporco.fft.pyfftw_threads not found: cannot pin SPORCO to one thread")
     sporco.fft.pyfftw_threads = 1
 
-SECTIONS = ("inference", "learning", "sklearn", "floor", "float32", "jobs", "memory", "scaling")
+SECTIONS = ("inference", "auto", "learning", "sklearn", "floor", "float32", "jobs", "memory", "scaling")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class Config:
     check_filters: int
     check_iter_ours: int
     check_iter_sporco: int
+    auto_lmbdas: tuple  # 1b. solver='auto' on the camera problem at these lambdas
     # 2./3. filter learning and the scikit-learn baseline
     learn_images: int
     learn_size: int
@@ -94,7 +95,7 @@ FULL = Config(
     repeats=2, image_size=128, n_filters=16, filter_size=8, trace_iter=600,
     optimum_iter=3000, continuation_budgets=(240, 480, 960),
     check_size=32, check_filters=4, check_iter_ours=10000, check_iter_sporco=1500,
-    learn_images=10, learn_size=100, sporco_iters=(100, 200),
+    auto_lmbdas=(1.0, 5.0, 20.0), learn_images=10, learn_size=100, sporco_iters=(100, 200),
     learn_settings=(("admm", 400), ("fista", 400)), coder_epochs=150, sklearn_epochs=5, floor_iter=200, batch_images=32, batch_size=64,
     memory_images=1000, memory_size=64, memory_filters=32,
     scaling_counts=(10, 100, 1000), scaling_sizes=(32, 64, 128, 256),
@@ -103,7 +104,7 @@ QUICK = Config(
     repeats=1, image_size=32, n_filters=4, filter_size=8, trace_iter=150,
     optimum_iter=1000, continuation_budgets=(30, 60),
     check_size=16, check_filters=2, check_iter_ours=3000, check_iter_sporco=300,
-    learn_images=2, learn_size=32, sporco_iters=(10,), learn_settings=(("admm", 10),),
+    auto_lmbdas=(1.0, 20.0), learn_images=2, learn_size=32, sporco_iters=(10,), learn_settings=(("admm", 10),),
     coder_epochs=2, sklearn_epochs=1, floor_iter=20, batch_images=4, batch_size=32,
     memory_images=20, memory_size=32, memory_filters=8,
     scaling_counts=(), scaling_sizes=(),
@@ -445,6 +446,70 @@ def inference_rows(ours, theirs):
         rows.append(Row("1. map inference: ms per iteration", f"{fista.ms_per_iter:.2f} (fista)",
                         f"{anchor.ms_per_iter:.2f} ({anchor.name[7:]})",
                         fista.ms_per_iter / anchor.ms_per_iter))
+    return rows
+
+
+# ---------------------------------------------------- 1b. solver='auto'
+def section_auto(cfg):
+    """The default solver='auto' next to 'fista', 'admm' and SPORCO's best.
+
+    The camera problem of section 1 at several lambdas (sparse to dense
+    maps).  Iterations to a gap come from traces, as in section 1; 'auto'
+    runs the solver its rule picks (``skdeconv._encode.auto_solvers``), so
+    its iterations are that solver's, and its time is a timed run of
+    ``solver='auto'`` with that budget (the rule's statistic included).
+    """
+    from skdeconv._encode import auto_solvers
+
+    say("== 1b. solver='auto' (the default) on the camera problem, by lambda")
+    image, filters = camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size)
+    rows = []
+    tol = TOLS[-1]
+    for lmbda in cfg.auto_lmbdas:
+        problem = MapProblem(image, filters, lmbda)
+        statistic = lmbda * float(np.abs(problem.op.adjoint(image[None, None])).max())
+        chosen = str(auto_solvers(problem.op, image[None, None], lmbda, 1.0)[0])
+        maps = problem.encode(cfg.optimum_iter, 1e-12)
+        traces = {name: fista_trace(problem, cfg.trace_iter, name) for name in ("fista", "admm")}
+        candidates = [problem.cost(maps)] + [float(t.min()) for t in traces.values()]
+        sporco_costs = {}
+        if sporco is not None:
+            for method in ("AddMaskSim(ConvBPDN)", "ConvBPDNMaskDcpl"):
+                sporco_costs[method], _ = sporco_trace(problem, method, cfg.trace_iter)
+                candidates.append(float(sporco_costs[method].min()))
+        optimum = min(candidates)
+        iterations = {name: first_within((t - optimum) / optimum, tol)
+                      for name, t in traces.items()}
+        iterations["auto"] = iterations[chosen]
+        seconds = {name: float("inf") for name in iterations}
+        for _ in range(cfg.repeats):  # interleaved: the same load for all three
+            for name, k in iterations.items():
+                if k:
+                    elapsed, _ = best_time(lambda k=k, n=name: problem.encode(k, 0.0, n), 1)
+                    seconds[name] = min(seconds[name], elapsed)
+        theirs = [bench_sporco(problem, method, (costs - optimum) / optimum, cfg)
+                  for method, costs in sporco_costs.items()]
+        nonzero = float(np.mean(maps != 0))
+        say(f"  lambda {lmbda:g}: lambda*max|F'y| = {statistic:.1f}, non-zeros {nonzero:.1%}, "
+            f"auto -> {chosen}; to {tol:.0e}: " + ", ".join(
+                f"{name} {iterations[name]} it {seconds[name]:.3f} s"
+                for name in ("fista", "admm", "auto")) + "".join(
+                f", SPORCO {r.name[7:]} {r.iterations[tol]} it {r.seconds[tol]:.3f} s"
+                for r in theirs))
+        mine = (f"{seconds['auto']:.3f} s (auto -> {chosen}; fista {seconds['fista']:.3f}, "
+                f"admm {seconds['admm']:.3f})")
+        label = f"1b. solver='auto', lambda {lmbda:g} (ratio {statistic:.0f}): s to {tol:.0e}"
+        if not theirs:
+            rows.append(Row(label, mine, "SPORCO missing"))
+            continue
+        anchor = min(theirs, key=lambda r: r.seconds[tol])
+        ratio = seconds["auto"] / anchor.seconds[tol]
+        rows.append(Row(label, mine, describe(anchor, tol), ratio, "<= 0.5",
+                        check_ratio(ratio, 0.5)))
+        faster = min(seconds["fista"], seconds["admm"])
+        rows.append(Row(f"1b. solver='auto', lambda {lmbda:g}: vs the faster of fista/admm",
+                        f"{seconds['auto']:.3f} s", f"{faster:.3f} s",
+                        seconds["auto"] / faster, "<= 1.1", check_ratio(seconds["auto"] / faster, 1.1)))
     return rows
 
 
