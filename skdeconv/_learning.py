@@ -99,6 +99,13 @@ def _learn_filters(
             return_maps=return_maps, **params,
         )
     if fit_algorithm == "interleaved":
+        from ._cluster import active_dask_client, learn_interleaved_on_cluster
+
+        client = active_dask_client()  # joblib's "dask" backend: state stays on the workers
+        if client is not None:
+            return learn_interleaved_on_cluster(
+                client, Y, filters, connectivity, return_maps=return_maps, **params
+            )
         return _learn_interleaved(Y, filters, connectivity, **params)
     return _learn_alternating(Y, filters, connectivity, **params)
 
