@@ -15,7 +15,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._connectivity import _make_connectivity
-from ._filters import patch_statistics, solve_filters_from_statistics
 from ._encode import (
     _COMMON_PARAMS,
     _SHAPE_CONSTRAINT,
@@ -26,12 +25,7 @@ from ._encode import (
 )
 from ._learning import FIT_ALGORITHMS, _learn_filters, check_fit_algorithm, init_filters
 from ._geometry import check_filter_shape, check_image_shape, map_shape_of
-
-# Projected-gradient steps on the running surrogate per partial_fit call.
-ONLINE_FILTER_STEPS = 30
-# rho of the forgetting factor (1 - 1/t)^rho of partial_fit's statistics: with
-# scikit-learn's slower schedule, 5 passes end 6-18% above batch fit's cost.
-ONLINE_FORGETTING = 8
+from ._online import OnlineStatistics, check_fit_memory, online_step
 
 
 class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -84,15 +78,26 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     n_epochs : int, default=100
         Epochs of ``fit``: passes over the samples, each ending with a filter
         update.
-    fit_algorithm : {'interleaved', 'alternating'}, default='interleaved'
+    fit_algorithm : {'interleaved', 'alternating', 'online'}, default='interleaved'
         'interleaved': every epoch advances each sample's map solver
         ('fista' or 'admm') by one iteration, keeping its state from epoch
         to epoch, then takes one accelerated projected-gradient filter step
         (SPORCO's scheme; cheap epochs, use 100 or more).  'alternating':
         the paper's scheme; every epoch infers the maps to ``tol`` within
         ``max_iter``, then takes filter steps (expensive epochs, ~10 suffice;
-        needed for ``solver='continuation'``).  See
-        :func:`conv_dict_learning`.
+        needed for ``solver='continuation'``).  'online': for data sets too
+        large for the other two (their solver state grows with the number of
+        images); mini-batches of ``batch_size`` random crops (64 pixels per
+        axis at most), maps inferred in at most 50 iterations per batch,
+        running sufficient statistics of the filter problem and filter steps
+        on them (Mairal et al., 2010); memory does not grow with the number
+        of images, and ``n_epochs`` counts mini-batches (the work is
+        ``n_epochs * batch_size`` crops whatever the data set).  See
+        :func:`conv_dict_learning` and the "large data sets and clusters"
+        page of the documentation.
+    batch_size : int, default=10
+        Crops per mini-batch of ``fit_algorithm='online'``.  (``partial_fit``
+        takes the mini-batches it is given.)
     filters_init : array-like of shape (n_filters, n_channels, *filter_shape), \
 default=None
         Initial filters; random normal planes when None.
@@ -128,7 +133,7 @@ default=None
     n_iter_ : int
         Epochs run.
     n_steps_ : int
-        Mini-batches seen by ``partial_fit``.
+        Mini-batches seen by ``partial_fit`` since the last ``fit``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -166,6 +171,7 @@ default=None
         "filter_shape": _SHAPE_CONSTRAINT,
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
         "fit_algorithm": [StrOptions(set(FIT_ALGORITHMS))],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "filters_init": [None, "array-like"],
         "scale_input": ["boolean"],
         "random_state": ["random_state"],
@@ -187,6 +193,7 @@ default=None
         tol=1e-3,
         n_epochs=100,
         fit_algorithm="interleaved",
+        batch_size=10,
         filters_init=None,
         scale_input=False,
         n_jobs=None,
@@ -204,6 +211,7 @@ default=None
         self.tol = tol
         self.n_epochs = n_epochs
         self.fit_algorithm = fit_algorithm
+        self.batch_size = batch_size
         self.filters_init = filters_init
         self.scale_input = scale_input
         self.n_jobs = n_jobs
@@ -263,13 +271,17 @@ default=None
         check_fit_algorithm(self.fit_algorithm, self.solver)
         rng = check_random_state(self.random_state)
         filters = self._initialize(X, rng)
+        Y = self._images(X)
+        check_fit_memory(self.fit_algorithm, self.solver, Y, filters)
         _, self.filters_, self.cost_history_, converged = _learn_filters(
-            self._images(X), filters, self.connectivity_, fit_algorithm=self.fit_algorithm,
+            Y, filters, self.connectivity_, fit_algorithm=self.fit_algorithm,
             lmbda=self.lmbda, p=self.p, solver=self.solver, max_iter=self.max_iter,
             tol=self.tol, n_epochs=self.n_epochs, n_jobs=self.n_jobs, verbose=self.verbose,
+            batch_size=self.batch_size, random_state=rng, return_maps=False,
         )
         warn_not_converged(converged, self.tol, self.max_iter, " in the last epoch")
         self.n_iter_ = len(self.cost_history_)
+        self._statistics = OnlineStatistics(self.connectivity_, self.filters_.shape[2:])
         self.n_steps_ = 0
         return self
 
@@ -278,14 +290,15 @@ default=None
         """Update the filters with one mini-batch (online learning).
 
         Online dictionary learning (Mairal et al., 2010) for convolutional
-        filters: the maps of the batch are inferred for the current filters,
-        the exact sufficient statistics of the filter problem
-        (``A_c = sum P_c' P_c`` and ``b_c = sum P_c' y_c`` over the valid
-        positions, ``P_c`` the map patches seen by channel ``c``) are blended
-        into running averages with scikit-learn's forgetting schedule, and the
-        filters minimise the resulting surrogate over unit-norm planes.  The
-        memory used does not grow with the number of samples seen.  The first
-        call sets the geometry, the connectivity, the input scale and the
+        filters, the machinery of ``fit_algorithm='online'``: the maps of the
+        batch are inferred for the current filters (at most 50 iterations,
+        or ``max_iter``), the sufficient statistics of the filter problem
+        (the maps' cross-correlations over lags below the filter size, and
+        their correlations with the images) are blended into running averages
+        with a forgetting factor, and the filters minimise the resulting
+        surrogate over unit-norm planes.  The memory and the work of a call
+        do not grow with the number of samples seen.  The first call sets the
+        geometry, the connectivity, the input scale, ``lmbda_`` and the
         initial filters from its batch.
 
         Parameters
@@ -304,41 +317,18 @@ default=None
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
         if first_call:
             self.filters_ = self._initialize(X, check_random_state(self.random_state))
+            self._statistics = OnlineStatistics(self.connectivity_, self.filters_.shape[2:])
             self.cost_history_ = np.empty(0)
-            self.n_steps_ = 0
         Y = self._images(X)
-        maps, _, converged = _encode(
-            Y, self.filters_, self.connectivity_, self.lmbda, self.p, self.solver,
-            self.max_iter, self.tol, None, self.n_jobs,
-        )
-        warn_not_converged(converged, self.tol, self.max_iter)
-        self._update_statistics(patch_statistics(
-            maps, Y, self.connectivity_, self.filters_.shape[2:]
-        ), len(X))
-        self.filters_ = solve_filters_from_statistics(
-            self.filters_, self.connectivity_, self._statistics, ONLINE_FILTER_STEPS
-        )
-        costs = _costs(
-            Y, maps, self.filters_, self.connectivity_, self.lmbda, self.p, self.n_jobs
+        self.filters_, costs = online_step(
+            self._statistics, Y, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
+            lmbda=self.lmbda, p=self.p, solver=self.solver, max_iter=self.max_iter,
+            tol=self.tol, n_jobs=self.n_jobs,
         )
         self.cost_history_ = np.append(self.cost_history_, costs.mean())
-        self.n_steps_ += 1
+        self.n_steps_ = self._statistics.n_updates
         self.n_iter_ = self.n_steps_
         return self
-
-    def _update_statistics(self, batch_statistics, batch_size):
-        """Forgetting sums of the statistics (Mairal et al., 2010, sec. 3.4).
-
-        ``A_t = beta_t A_{t-1} + A_batch / batch_size`` with ``beta_t = (1 -
-        1/t)^rho`` for the t-th mini-batch: the statistics of maps inferred
-        with the first, poor filters fade quickly.
-        """
-        forget = (1 - 1 / (self.n_steps_ + 1)) ** ONLINE_FORGETTING  # 0 at first
-        previous = self._statistics if self.n_steps_ else [(0.0, 0.0)] * len(batch_statistics)
-        self._statistics = [
-            (forget * a + a_new / batch_size, forget * b + b_new / batch_size)
-            for (a, b), (a_new, b_new) in zip(previous, batch_statistics)
-        ]
 
     # ------------------------------------------------------------ inference
     def _check_input(self, X):
