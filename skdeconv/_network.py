@@ -26,7 +26,7 @@ from ._coder import ConvSparseCoder
 # anything else is used for every layer.
 _PER_LAYER = (
     "filter_shape", "connectivity", "lmbda", "p", "solver", "max_iter", "tol",
-    "n_epochs", "fit_algorithm",
+    "n_epochs", "fit_algorithm", "batch_size",
 )
 _LAYER_CONSTRAINTS = {
     name: ConvSparseCoder._parameter_constraints[name]
@@ -139,8 +139,14 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         Stopping tolerance of map inference, per layer if a tuple.
     n_epochs : int or tuple of int, default=100
         Epochs of filter learning of every layer, per layer if a tuple.
-    fit_algorithm : {'interleaved', 'alternating'} or tuple, default='interleaved'
-        Filter learning of every layer (see :class:`ConvSparseCoder`).
+    fit_algorithm : {'interleaved', 'alternating', 'online'} or tuple, \
+default='interleaved'
+        Filter learning of every layer (see :class:`ConvSparseCoder`);
+        'online' learns from mini-batches of random crops in a memory that
+        does not grow with the number of samples.
+    batch_size : int or tuple of int, default=10
+        Crops per mini-batch of the layers fitted with 'online', per layer
+        if a tuple.
     n_jobs : int, default=None
         Joblib workers over chunks of samples, in every layer.
     random_state : int, RandomState instance or None, default=None
@@ -228,6 +234,7 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         tol=1e-3,
         n_epochs=100,
         fit_algorithm="interleaved",
+        batch_size=10,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -243,6 +250,7 @@ default=('full', 'singles_and_pairs', 'random_pairs')
         self.tol = tol
         self.n_epochs = n_epochs
         self.fit_algorithm = fit_algorithm
+        self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
