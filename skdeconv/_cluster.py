@@ -64,23 +64,13 @@ def active_dask_client():
 
 
 # ------------------------------------------------------------ worker side
-# The operator of the last filters each worker process built, reused by the
-# other chunks of the same epoch on that worker (and followed by the next
-# epoch's, for FISTA's bound); one entry per geometry and solver.
-_OPERATORS = {}
-
-
-def _operator(filters, connectivity, image_shape, solver):
-    key = (image_shape, solver, connectivity.tobytes(), filters.dtype.str)
-    cached = _OPERATORS.get(key)
-    if cached is not None and np.array_equal(cached[0], filters):
-        return cached[1]
+def _operator(filters, connectivity, image_shape, solver, previous=None):
+    """The operator of ``filters`` ready for ``solver``; ``previous`` (the
+    chunk's operator of the last epoch) speeds up FISTA's bound."""
     op = ConvOperator(filters, connectivity, image_shape)
-    if cached is not None and hasattr(op, "follow"):
-        op.follow(cached[1])
-    prepare_for_solver(op, solver)
-    _OPERATORS[key] = (filters, op)
-    return op
+    if previous is not None and hasattr(op, "follow"):
+        op.follow(previous)
+    return prepare_for_solver(op, solver)
 
 
 def _start(Y, filters, connectivity, lmbda, solver):
@@ -89,7 +79,7 @@ def _start(Y, filters, connectivity, lmbda, solver):
         op = _operator(filters, connectivity, Y.shape[2:], solver)
         init = np.zeros((len(Y), op.n_filters) + op.map_shape, dtype=Y.dtype)
         state = admm_start(op, Y, init, lmbda) if solver == "admm" else fista_start(Y, init)
-    return {"Y": Y, "state": state}
+    return {"Y": Y, "state": state, "op": op}
 
 
 def _advance(chunk, filters, point, connectivity, lmbda, p, solver, epoch, need_power):
@@ -101,7 +91,7 @@ def _advance(chunk, filters, point, connectivity, lmbda, p, solver, epoch, need_
     Y, state = chunk["Y"], chunk["state"]
     image_shape = Y.shape[2:]
     with one_blas_thread():
-        op = _operator(filters, connectivity, image_shape, solver)
+        op = _operator(filters, connectivity, image_shape, solver, chunk["op"])
         if solver == "admm":
             admm_iteration(op, lmbda, p, state, balance=(epoch + 1) % RHO_PERIOD == 0)
             maps = admm_maps(op, state)
@@ -115,7 +105,7 @@ def _advance(chunk, filters, point, connectivity, lmbda, p, solver, epoch, need_
         power = np.sum(np.abs(spectra) ** 2, axis=0, dtype=np.float64) if need_power else None
         state["spectra"] = spectra
         sparsity = float(penalty(maps, p, axis=None))
-    return {"Y": Y, "state": state}, (gradient, data_terms, sparsity, power)
+    return {"Y": Y, "state": state, "op": op}, (gradient, data_terms, sparsity, power)
 
 
 def _data_terms(chunk, candidate, connectivity):
