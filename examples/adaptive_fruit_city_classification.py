@@ -7,7 +7,7 @@ and 10 city photographs (contrast normalised), labelled by their source set.
 Crops of images 0-6 of each set train, crops of images 7-9 test (no image is
 seen in both). Each network (the same numbers of maps: 9 and 45, 7x7 filters)
 learns its filters without labels on training crops; every crop's maps of
-layers 1 and 2 are max-pooled (|values|) on a 1x1 + 2x2 + 4x4 spatial pyramid
+layers 1 and 2 are max-pooled (absolute values) on a 1x1 + 2x2 + 4x4 spatial pyramid
 (:func:`skdeconv.pooling.spatial_pyramid_pool`), and the same classifier
 (standardisation + logistic regression, C chosen by 5-fold cross-validation on
 the training crops) is trained on each. Pixels alone are the baseline.

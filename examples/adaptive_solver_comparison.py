@@ -1,6 +1,6 @@
 """
 ISTA (the paper's Algorithm 1) or FISTA for the adaptive network's maps?
-=======================================================================
+========================================================================
 
 Learns a 2-layer :class:`~skdeconv.AdaptiveDeconvNetwork` (9 and 45 maps) on the
 10 fruit images, then infers layer 2's maps (through the layer-1 filters and

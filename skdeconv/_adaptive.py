@@ -185,6 +185,20 @@ class AdaptiveDeconvNetwork(
     --------
     DeconvNetworkTransformer : The CVPR 2010 network.
 
+    Notes
+    -----
+    On the 10 contrast-normalised fruit images (100x100, float32) the default
+    network (9/45/150 maps, 7x7 filters, pool (3, 3, 2), ``lmbda='auto'``, 5
+    epochs of 30 iterations) reconstructs the images from layers 1, 2 and 3
+    with relative errors 0.35, 0.43 and 0.44, from 4989, 1766 and 198
+    non-zero coefficients per image; the 2010 network with the same numbers of
+    maps has 0.39, 0.49 and 0.71 from 3348, 7828 and 14795.  See the user
+    guide page "Adaptive Deconvolutional Networks".
+
+    ``transform`` returns every layer's unpooled maps in one row because the
+    reconstruction from the top layer needs the switches of the layers below,
+    which an unpooled map carries (the position of each block's value).
+
     References
     ----------
     M. D. Zeiler, G. W. Taylor and R. Fergus, "Adaptive Deconvolutional
@@ -491,7 +505,7 @@ class AdaptiveDeconvNetwork(
         """Single activations of one layer projected down to pixel space.
 
         For every image and every selected map ``k`` of layer ``l``, the
-        strongest activation of map ``k`` (largest |value|) alone, all
+        strongest activation of map ``k`` (largest absolute value) alone, all
         others set to zero, is projected with ``R_l`` and that image's
         switches: what this feature contributes to the image, where it is
         strongest (the paper's visualisation of high-layer features).
