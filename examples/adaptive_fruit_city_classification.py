@@ -74,6 +74,7 @@ def main(argv=None):
                         help="training crops the networks learn their filters from")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", ConvergenceWarning)
+    warnings.simplefilter("ignore", FutureWarning)  # LogisticRegressionCV's coming defaults
     rng = np.random.RandomState(args.seed)
     sets = data(args.n_per_image, rng)
     (X_train, y_train), (X_test, y_test) = sets["train"], sets["test"]

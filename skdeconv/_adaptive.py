@@ -24,8 +24,8 @@ from ._adaptive_solvers import AUTO_LMBDA_RATIO, infer_maps, learn_layer, lmbda_
 from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
 from ._fft_ops import ConvOperator
 from ._filters import random_filters
-from ._geometry import check_filter_shape, check_image_shape, map_shape_of, positive_int_tuple
-from ._pooling3d import max_pool, pooled_shape
+from ._geometry import check_filter_shape, check_image_shape
+from ._pooling3d import check_pool_shapes, max_pool, pooled_shape
 from ._topdown import TopDownOperator
 
 _LAYER_CONSTRAINTS = {
@@ -38,7 +38,6 @@ _LAYER_CONSTRAINTS = {
     "n_epochs": [Interval(Integral, 1, None, closed="left")],
 }
 _PER_LAYER = ("filter_shape", "connectivity", "lmbda", "max_iter", "tol", "n_epochs")
-_DEFAULT_POOL = 3  # spatial size of the default pool shape, 2 maps per group
 
 
 def _per_layer(name):
@@ -287,28 +286,9 @@ class AdaptiveDeconvNetwork(
             validate_parameter_constraints(
                 _LAYER_CONSTRAINTS, params, f"{type(self).__name__} (layer {number})"
             )
-        for params, pool in zip(layers, self._pool_shapes(n_layers, n_axes)):
+        for params, pool in zip(layers, check_pool_shapes(self.pool_shape, n_layers, n_axes)):
             params["pool_shape"] = pool
         return layers
-
-    def _pool_shapes(self, n_layers, n_axes):
-        pool = self.pool_shape
-        if pool is None:
-            return [(_DEFAULT_POOL,) * n_axes + (2,)] * n_layers
-        nested = len(pool) > 0 and all(isinstance(p, (tuple, list)) for p in pool)
-        pools = list(pool) if nested else [pool] * n_layers
-        if len(pools) != n_layers:
-            raise ValueError(
-                f"pool_shape={pool!r} gives {len(pools)} pool shapes for {n_layers} layers."
-            )
-        shapes = [positive_int_tuple(p, "pool_shape") for p in pools]
-        for shape in shapes:
-            if len(shape) != n_axes + 1:
-                raise ValueError(
-                    f"pool_shape entries must have {n_axes + 1} values (one per spatial "
-                    f"axis, then the number of maps per group), got {shape}."
-                )
-        return shapes
 
     # ------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)

@@ -25,6 +25,35 @@ from math import ceil, prod
 
 import numpy as np
 
+from ._geometry import positive_int_tuple
+
+# The default pool shape: 3 on every spatial axis, groups of 2 maps.
+DEFAULT_SPATIAL_POOL, DEFAULT_MAP_POOL = 3, 2
+
+
+def check_pool_shapes(pool_shape, n_layers, n_axes):
+    """One pool shape ``(*spatial, pk)`` per layer from the ``pool_shape`` parameter.
+
+    ``None``: the default on every layer; a tuple of ints: that shape on
+    every layer; a tuple of tuples: one per layer.
+    """
+    if pool_shape is None:
+        return [(DEFAULT_SPATIAL_POOL,) * n_axes + (DEFAULT_MAP_POOL,)] * n_layers
+    nested = len(pool_shape) > 0 and all(isinstance(p, (tuple, list)) for p in pool_shape)
+    pools = list(pool_shape) if nested else [pool_shape] * n_layers
+    if len(pools) != n_layers:
+        raise ValueError(
+            f"pool_shape={pool_shape!r} gives {len(pools)} pool shapes for {n_layers} layers."
+        )
+    shapes = [positive_int_tuple(p, "pool_shape") for p in pools]
+    for shape in shapes:
+        if len(shape) != n_axes + 1:
+            raise ValueError(
+                f"pool_shape entries must have {n_axes + 1} values (one per spatial "
+                f"axis, then the number of maps per group), got {shape}."
+            )
+    return shapes
+
 
 def pooled_shape(map_shape, pool_shape):
     """``(ceil(K / pk), *ceil(spatial / p))`` of maps ``(K, *spatial)``."""
