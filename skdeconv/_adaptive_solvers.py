@@ -31,9 +31,10 @@ from ._topdown import POWER_ITERATIONS, TopDownOperator
 # weight giving all-zero maps) at the initial filters of each layer; measured
 # on the contrast-normalised fruit and city images (see docs/adaptive.rst).
 AUTO_LMBDA_RATIO = 10.0
-# Projected-gradient filter steps per epoch, and the shrinking of their
+# Projected-gradient filter steps per epoch (10 rather than 2: layer costs 4-11%
+# lower after 5 epochs on fruit for 10% more time), and the shrinking of their
 # backtracked Lipschitz constant after an accepted step.
-FILTER_STEPS = 2
+FILTER_STEPS = 10
 # Power iterations of the step-size estimate after the first epoch, warm started.
 WARM_POWER_ITERATIONS = 4
 _FILTER_L_DECREASE = 0.7
