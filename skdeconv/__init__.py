@@ -10,6 +10,7 @@ from ._encode import conv_sparse_encode
 from ._learning import conv_dict_learning
 from ._model_selection import heldout_pixel_score
 from ._network import DeconvNetworkTransformer
+from ._warnings import DeadLayerWarning
 from .preprocessing import LocalContrastNormalizer, images_to_rows, rows_to_images
 
 __version__ = "0.1.0.dev0"
@@ -17,6 +18,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "AdaptiveDeconvNetwork",
     "ConvSparseCoder",
+    "DeadLayerWarning",
     "DeconvNetworkTransformer",
     "conv_dict_learning",
     "conv_sparse_encode",

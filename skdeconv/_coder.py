@@ -1,7 +1,7 @@
 """ConvSparseCoder: one layer of a Deconvolutional Network."""
 
 from math import prod
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import (
@@ -24,8 +24,18 @@ from ._encode import (
     warn_not_converged,
 )
 from ._learning import FIT_ALGORITHMS, _learn_filters, check_fit_algorithm, init_filters
+from ._lmbda import scale_free_weights
+from ._warnings import DeadLayerWarning, single_convergence_warning, warn_user
 from ._geometry import check_filter_shape, check_image_shape, map_shape_of
 from ._online import OnlineStatistics, check_fit_memory, online_step
+
+
+# A fitted layer is dead (DeadLayerWarning) when its maps explain less than
+# this fraction of the cost of all-zero maps, when fewer than this fraction of
+# them are non-zero, or when its filters moved less than this (relative).
+DEAD_EXPLAINED = 0.01
+DEAD_DENSITY = 1e-3
+DEAD_MOVEMENT = 0.01
 
 
 class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -57,15 +67,21 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     connectivity : {None, 'full', 'singles_and_pairs', 'random_pairs', \
 'random_<m>'} or array-like of shape (n_filters, n_channels), default=None
         Which (map, channel) planes exist; see :func:`make_connectivity`.
-    lmbda : float, default=1.0
-        Weight of the reconstruction term.
+    lmbda : float or 'auto', default='auto'
+        Weight of the reconstruction term.  'auto': a weight relative to the
+        training data, ``2.5 / q^(2 - p)`` with ``q`` the 99th percentile of
+        ``|F'y|`` at the initial filters, which gives live, sparse maps
+        whatever the scale of the input (see the user guide, "Choosing
+        lmbda"); a number is used as given.  The weight used is ``lmbda_``.
     p : float in (0, 1], default=1.0
         Exponent of the sparsity penalty (1 = soft shrinkage).
-    solver : {'fista', 'admm', 'continuation'}, default='fista'
-        Map inference: FISTA with adaptive restart (fastest for the paper's
-        sparse regime, lambda ~ 1), ADMM in the Fourier domain with mask
-        decoupling (fastest for dense maps, lambda >~ 10), or the paper's
-        beta continuation with conjugate-gradient steps.
+    solver : {'auto', 'fista', 'admm', 'continuation'}, default='auto'
+        Map inference: FISTA with adaptive restart (fastest for sparse maps),
+        ADMM in the Fourier domain with mask decoupling (fastest for dense
+        maps), or the paper's beta continuation with conjugate-gradient
+        steps.  'auto' picks 'fista' or 'admm' per sample by a measured rule
+        on ``lambda * max|F'y|`` (see :func:`conv_sparse_encode`), and one
+        of them for interleaved learning.
     max_iter : int, default=200
         Iterations of map inference per sample, in ``transform`` and in each
         epoch of ``fit`` with ``fit_algorithm='alternating'``; read at call
@@ -128,6 +144,13 @@ default=None
         Input channels.
     input_scale_ : float
         Divisor of the inputs (1.0 unless ``scale_input``).
+    lmbda_ : float
+        The weight of the reconstruction term used (``lmbda``, or the value
+        'auto' resolved to).
+    lmbda_min_ : float
+        ``1 / max|F'y|^(2 - p)`` over the (scaled) training inputs at the
+        initial filters: for p = 1, every map is zero for ``lmbda`` at or
+        below it.
     cost_history_ : ndarray of shape (n_epochs,)
         Mean per-sample cost after every epoch.
     n_iter_ : int
@@ -177,6 +200,7 @@ default=None
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         **_COMMON_PARAMS,
+        "lmbda": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -186,9 +210,9 @@ default=None
         *,
         image_shape=None,
         connectivity=None,
-        lmbda=1.0,
+        lmbda="auto",
         p=1.0,
-        solver="fista",
+        solver="auto",
         max_iter=200,
         tol=1e-3,
         n_epochs=100,
@@ -244,6 +268,41 @@ default=None
         largest = float(np.max(np.abs(X)))
         return largest if largest > 0 else 1.0
 
+    def _set_lmbda(self, Y, filters):
+        """``lmbda_min_`` at the initial filters and the weight ``lmbda_``."""
+        self.lmbda_min_, auto = scale_free_weights(Y, filters, self.connectivity_, self.p)
+        self.lmbda_ = auto if self.lmbda == "auto" else float(self.lmbda)
+
+    def _warn_if_dead(self, Y, initial_filters, maps):
+        """DeadLayerWarning when the fitted layer explains (almost) nothing.
+
+        Dead: the final cost is within 1% of the cost of all-zero maps
+        (``lmbda/2 ||y||^2``), or fewer than 0.1% of the maps are non-zero,
+        or the filters moved less than 1% from their initialisation.
+        """
+        zero_cost = 0.5 * self.lmbda_ * float(np.mean(np.sum(Y.reshape(len(Y), -1) ** 2, axis=1)))
+        density = None if maps is None else np.count_nonzero(maps) / maps.size
+        moved = np.linalg.norm(self.filters_ - initial_filters) / np.linalg.norm(initial_filters)
+        hint = (
+            f"increase lmbda (lmbda_={self.lmbda_:.4g}; every map is zero for "
+            f"lmbda <= lmbda_min_={self.lmbda_min_:.4g}; lmbda='auto' picks a "
+            "live value)"
+        )
+        if self.cost_history_[-1] > (1 - DEAD_EXPLAINED) * zero_cost or (
+            density is not None and density < DEAD_DENSITY
+        ):
+            shown = "" if density is None else f" ({density:.3%} of the maps are non-zero)"
+            warn_user(
+                f"{type(self).__name__}: the maps explain almost none of the input{shown}; "
+                f"{hint}.", DeadLayerWarning,
+            )
+        elif moved < DEAD_MOVEMENT:
+            warn_user(
+                f"{type(self).__name__}: the filters moved by {moved:.2%} from their "
+                f"initialisation in {self.n_iter_} epochs; increase n_epochs, or {hint}.",
+                DeadLayerWarning,
+            )
+
     def _images(self, X):
         """Rows -> scaled images (n, C, *image_shape) (a new array if scaled)."""
         Y = X.reshape((len(X), self.n_channels_) + self.image_shape_)
@@ -251,6 +310,7 @@ default=None
             Y = Y / np.asarray(self.input_scale_, dtype=X.dtype)
         return Y
 
+    @single_convergence_warning
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the filters from X.
@@ -273,18 +333,21 @@ default=None
         filters = self._initialize(X, rng)
         Y = self._images(X)
         check_fit_memory(self.fit_algorithm, self.solver, Y, filters)
-        _, self.filters_, self.cost_history_, converged = _learn_filters(
+        self._set_lmbda(Y, filters)
+        maps, self.filters_, self.cost_history_, converged = _learn_filters(
             Y, filters, self.connectivity_, fit_algorithm=self.fit_algorithm,
-            lmbda=self.lmbda, p=self.p, solver=self.solver, max_iter=self.max_iter,
+            lmbda=self.lmbda_, p=self.p, solver=self.solver, max_iter=self.max_iter,
             tol=self.tol, n_epochs=self.n_epochs, n_jobs=self.n_jobs, verbose=self.verbose,
             batch_size=self.batch_size, random_state=rng, return_maps=False,
         )
         warn_not_converged(converged, self.tol, self.max_iter, " in the last epoch")
         self.n_iter_ = len(self.cost_history_)
+        self._warn_if_dead(Y, filters, maps)
         self._statistics = OnlineStatistics(self.connectivity_, self.filters_.shape[2:])
         self.n_steps_ = 0
         return self
 
+    @single_convergence_warning
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Update the filters with one mini-batch (online learning).
@@ -320,9 +383,11 @@ default=None
             self._statistics = OnlineStatistics(self.connectivity_, self.filters_.shape[2:])
             self.cost_history_ = np.empty(0)
         Y = self._images(X)
+        if first_call:
+            self._set_lmbda(Y, self.filters_)
         self.filters_, costs = online_step(
             self._statistics, Y, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
-            lmbda=self.lmbda, p=self.p, solver=self.solver, max_iter=self.max_iter,
+            lmbda=self.lmbda_, p=self.p, solver=self.solver, max_iter=self.max_iter,
             tol=self.tol, n_jobs=self.n_jobs,
         )
         self.cost_history_ = np.append(self.cost_history_, costs.mean())
@@ -340,11 +405,12 @@ default=None
         Y = self._images(X)
         maps, _, converged = _encode(
             Y, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
-            self.lmbda, self.p, self.solver, self.max_iter, self.tol, None, self.n_jobs,
+            self.lmbda_, self.p, self.solver, self.max_iter, self.tol, None, self.n_jobs,
         )
         warn_not_converged(converged, self.tol, self.max_iter)
         return Y, maps
 
+    @single_convergence_warning
     def transform(self, X):
         """Infer the sparse feature maps of X for the learned filters.
 
@@ -393,6 +459,7 @@ default=None
             )
         return Z.reshape((len(Z),) + self.feature_map_shape_)
 
+    @single_convergence_warning
     def score(self, X, y=None):
         """Minus the mean per-sample cost of X's inferred maps (higher is better).
 
@@ -416,7 +483,7 @@ default=None
         Y, maps = self._infer(X)
         costs = _costs(
             Y, maps, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
-            self.lmbda, self.p, self.n_jobs,
+            self.lmbda_, self.p, self.n_jobs,
         )
         return -float(costs.mean())
 

@@ -147,6 +147,23 @@ def _make_connectivity(connectivity, n_filters, n_channels, random_state=None):
     )
 
 
+def layer_connectivity(connectivity, layer_number, n_filters, n_channels):
+    """Resolve a network layer's ``'auto'`` connectivity to a preset.
+
+    The paper's presets where they fit: layer 1 'full'; above it
+    'singles_and_pairs' when ``n_filters = C + C(C-1)/2`` (layer 2 of the
+    9/45/150 network), else 'random_pairs' (layer 3), or 'full' over a
+    single channel.  Other values are returned unchanged.
+    """
+    if not (isinstance(connectivity, str) and connectivity == "auto"):
+        return connectivity
+    if layer_number == 1 or n_channels == 1:
+        return "full"
+    if n_filters == n_channels + comb(n_channels, 2):
+        return "singles_and_pairs"
+    return "random_pairs"
+
+
 class _RandomMOptions(StrOptions):
     """Constraint satisfied by the strings 'random_<m>'."""
 

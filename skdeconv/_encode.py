@@ -4,15 +4,12 @@ They validate their arguments and dispatch chunks of samples to joblib
 workers; the estimators in ``_coder.py`` are thin layers over them.
 """
 
-import sys
-import warnings
 from functools import cache
 from math import prod
 from numbers import Integral, Real
 
 import numpy as np
 from joblib import effective_n_jobs
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, gen_even_slices
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.parallel import Parallel, delayed
@@ -22,6 +19,7 @@ from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
 from ._fft_ops import ConvOperator
 from ._geometry import check_image_shape, map_shape_of
 from ._solvers import SOLVERS, objective
+from ._warnings import report_not_converged, single_convergence_warning
 
 # Bytes of working memory one chunk of samples may use (about 12 arrays of
 # the size of the maps' spectra live at once inside a solver).
@@ -230,24 +228,10 @@ def _encode(
 def warn_not_converged(converged, tol, max_iter, where=""):
     """ConvergenceWarning if some samples' map inference stopped at max_iter.
 
-    The warning points at the first caller outside skdeconv and scikit-learn
-    (whose wrappers - set_output, _fit_context, validate_params, Pipeline -
-    sit in between).
+    Inside a public call the warnings are summed into one (see ``_warnings``).
     """
-    if converged.all():
-        return
-    frame, stacklevel = sys._getframe(1), 2
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
-        "skdeconv", "sklearn"
-    ):
-        frame, stacklevel = frame.f_back, stacklevel + 1
-    warnings.warn(
-        f"Map inference did not reach tol={tol} within max_iter={max_iter} for "
-        f"{int((~converged).sum())} of {len(converged)} samples{where}; "
-        "increase max_iter.",
-        ConvergenceWarning,
-        stacklevel=stacklevel,
-    )
+    if not converged.all():
+        report_not_converged(int((~converged).sum()), len(converged), tol, max_iter, where)
 
 
 def _cost_chunk(arrays, lmbda, p):
@@ -284,6 +268,7 @@ _COMMON_PARAMS = {
 }
 
 
+@single_convergence_warning
 @validate_params(
     {"X": ["array-like"], "filters": ["array-like"], "init": [None, "array-like"],
      **_COMMON_PARAMS},

@@ -216,12 +216,12 @@ def _learn_interleaved(
     per epoch for ``n_epochs`` epochs.  Chunks are processed by joblib
     workers (threads by default: the solver state stays in memory).
     The problem is solved for the images scaled by a power of two ``a``
-    into [0.5, 1) and ``lambda / a``, whose maps are ``a z`` and whose cost is
-    ``a`` times the cost (exactly), so that float32 products cannot
-    overflow and the solvers see data of unit scale.
+    into [0.5, 1) and ``lambda a^(p - 2)``, whose maps are ``a z`` and whose
+    cost is ``a^p`` times the cost (exactly for p = 1), so that float32
+    products cannot overflow and the solvers see data of unit scale.
     """
     scale = power_of_two_scale(np.max(np.abs(Y)), Y.dtype)
-    Y, lmbda = Y * scale, lmbda / float(scale)
+    Y, lmbda = Y * scale, lmbda * float(scale) ** (p - 2.0)
     image_shape = Y.shape[2:]
     op = ConvOperator(filters, connectivity, image_shape)
     spectrum_bytes = len(filters) * int(np.prod(op.fft_shape)) * Y.itemsize
@@ -253,7 +253,7 @@ def _learn_interleaved(
             )
             op = new_op.follow(op)  # FISTA's bound starts from this epoch's
             cost = lmbda * float(data_terms.sum()) + sparsity
-            history.append(cost / len(Y) / float(scale))
+            history.append(cost / len(Y) / float(scale) ** p)
             _report(verbose, epoch, n_epochs, history[-1], start)
     maps = np.concatenate([
         admm_maps(op, state) if solver == "admm" else state["x"] for state in states

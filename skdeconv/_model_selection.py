@@ -5,8 +5,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._encode import _encode, _reconstruct
+from ._warnings import single_convergence_warning
 
 
+@single_convergence_warning
 def heldout_pixel_score(estimator, X, y=None, *, fraction=0.2, random_state=0):
     """Minus the relative error of a fitted coder on hidden pixels.
 
@@ -59,7 +61,7 @@ def heldout_pixel_score(estimator, X, y=None, *, fraction=0.2, random_state=0):
     hidden = check_random_state(random_state).random_sample(Y.shape) < fraction
     filters = estimator.filters_.astype(X.dtype, copy=False)
     maps, _, _ = _encode(
-        Y, filters, estimator.connectivity_, estimator.lmbda, estimator.p, "fista",
+        Y, filters, estimator.connectivity_, estimator.lmbda_, estimator.p, "fista",
         estimator.max_iter, estimator.tol, None, estimator.n_jobs,
         weights=(~hidden).astype(X.dtype),
     )

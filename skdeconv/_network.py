@@ -1,6 +1,7 @@
 """DeconvNetworkTransformer: a stack of ConvSparseCoder layers trained bottom up."""
 
 import time
+import warnings
 from itertools import islice
 from math import prod
 from numbers import Integral
@@ -16,11 +17,14 @@ from sklearn.base import (
 )
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import validate_parameter_constraints
+from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
 from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._coder import ConvSparseCoder
+from ._connectivity import _make_connectivity, layer_connectivity
+from ._geometry import check_filter_shape, check_image_shape
+from ._warnings import DeadLayerWarning, single_convergence_warning, warn_user
 
 # Parameters given per layer: a tuple or list holds one entry per layer,
 # anything else is used for every layer.
@@ -32,6 +36,11 @@ _LAYER_CONSTRAINTS = {
     name: ConvSparseCoder._parameter_constraints[name]
     for name in ("n_filters",) + _PER_LAYER
 }
+
+
+_LAYER_CONSTRAINTS["connectivity"] = [
+    *_LAYER_CONSTRAINTS["connectivity"], StrOptions({"auto"})
+]
 
 
 def _per_layer_constraint(name):
@@ -47,6 +56,7 @@ class _LayerMapsTransform:
     wraps only its default output (the top layer's maps) itself.
     """
 
+    @single_convergence_warning
     def transform(self, X, layers=None):
         """Infer the feature maps of X, layer by layer.
 
@@ -95,11 +105,14 @@ class DeconvNetworkTransformer(
     Every layer divides its input by a scalar learned at fit time, the
     largest absolute value of its training input (the ``scale_input`` option
     of :class:`ConvSparseCoder`, ``input_scale_`` of each layer), as the
-    authors' toolbox rescales every layer's input: each layer then sees
-    inputs in [-1, 1], so ``lmbda`` means the same on every layer whatever
-    the range of the pixels or of the maps below.  The scales are inside the
-    layers, so :meth:`project` is exactly the chained ``inverse_transform``
-    of the layers.
+    authors' toolbox rescales every layer's input, and weighs its
+    reconstruction term relative to that input (``lmbda='auto'``, see the
+    user guide): every layer learns live, sparse maps whatever the range of
+    the pixels or of the maps below.  The scales are inside the layers, so
+    :meth:`project` is exactly the chained ``inverse_transform`` of the
+    layers.  Every layer's parameters are checked against its input before
+    any layer trains; a layer that learns (nearly) nothing raises a
+    :class:`~skdeconv.DeadLayerWarning` naming it.
 
     Parameters
     ----------
@@ -111,27 +124,28 @@ class DeconvNetworkTransformer(
         every layer; a tuple holds one entry per LAYER: with two layers,
         ``(5, 7)`` means 5x5 filters on layer 1 and 7x7 on layer 2.
         Per-axis shapes are nested, one per layer: ``((5, 3), (7, 7))``.
-    connectivity : str, None or tuple, \
-default=('full', 'singles_and_pairs', 'random_pairs')
+    connectivity : str, None or tuple, default='auto'
         Connectivity of every layer between its maps and its input channels
-        (see :func:`make_connectivity`): ``None``, ``'full'``,
+        (see :func:`make_connectivity`): ``'auto'``, ``None``, ``'full'``,
         ``'singles_and_pairs'``, ``'random_pairs'`` or ``'random_<m>'`` for
         every layer, or a tuple with one entry per layer (each one of these
-        or a binary array of shape (n_filters, n_channels)).  The default is
-        the paper's for its 9/45/150 network.
+        or a binary array of shape (n_filters, n_channels)).  ``'auto'``
+        gives the paper's presets where they fit, for any depth: 'full' on
+        layer 1, 'singles_and_pairs' on a layer with ``n_filters = C +
+        C(C-1)/2`` maps over ``C`` channels, 'random_pairs' on the others
+        (the paper's 9/45/150 network gets exactly the paper's).
     image_shape : tuple of int, default=None
         Spatial shape of one input channel, ``(height, width)`` or
         ``(length,)``; ``None`` means every row is a 1-D single-channel
         signal.  Upper layers take the maps below as their input channels.
-    lmbda : float or tuple of float, default=1.0
+    lmbda : float, 'auto' or tuple, default='auto'
         Weight of the reconstruction term of every layer (per layer if a
-        tuple); larger means denser maps.  On contrast-normalised images
-        (inputs scaled to [-1, 1]) ``lmbda=1`` gives nearly empty maps;
-        ``lmbda=(5, 20, 30)`` gives a few percent of non-zeros per layer
-        (see Notes).
+        tuple); larger means denser maps.  'auto' is relative to each
+        layer's input (see :class:`ConvSparseCoder`): live, sparse maps on
+        every layer (see Notes); a number is used as given.
     p : float or tuple of float, default=1.0
         Exponent of the sparsity penalty, in (0, 1], per layer if a tuple.
-    solver : {'fista', 'admm', 'continuation'} or tuple, default='fista'
+    solver : {'auto', 'fista', 'admm', 'continuation'} or tuple, default='auto'
         Map inference of every layer (see :class:`ConvSparseCoder`).
     max_iter : int or tuple of int, default=200
         Iterations of map inference per sample, per layer if a tuple.
@@ -177,13 +191,10 @@ default='interleaved'
 
     Notes
     -----
-    On the 10 contrast-normalised fruit images (100x100), the 9/45/150 network
-    with 7x7 filters, ``lmbda=(5, 20, 30)``, ``n_epochs=(300, 50, 2)``,
-    ``fit_algorithm=('interleaved', 'interleaved', 'alternating')`` and
-    ``max_iter=(50, 50, 40)`` (the settings of ``python -m skdeconv``, 71 s of
-    fitting in float32 with ``n_jobs=2``) has about 3.3%, 1.4% and 0.7%
-    non-zero maps, and reconstructs the images from layers 1, 2 and 3 with
-    relative errors of about 0.39, 0.49 and 0.71.
+    The densities and reconstruction errors of default networks of 1 to 4
+    layers on the bundled images, at three input scales, are in the user
+    guide ("Choosing lmbda"); ``python -m skdeconv`` learns the paper's
+    9/45/150 network with these defaults.
 
     References
     ----------
@@ -225,11 +236,11 @@ default='interleaved'
         n_filters=(9, 45, 150),
         filter_shape=7,
         *,
-        connectivity=("full", "singles_and_pairs", "random_pairs"),
+        connectivity="auto",
         image_shape=None,
-        lmbda=1.0,
+        lmbda="auto",
         p=1.0,
-        solver="fista",
+        solver="auto",
         max_iter=200,
         tol=1e-3,
         n_epochs=100,
@@ -284,6 +295,34 @@ default='interleaved'
             )
         return layers
 
+    def _check_layers(self, layer_params, n_features, seeds):
+        """Resolve 'auto' connectivities and check every layer before any trains.
+
+        Each layer's filter shape and connectivity are checked against its
+        input: the image channels for layer 1, the maps of the layer below
+        above it.  Errors name the layer.
+        """
+        image_shape, n_channels = check_image_shape(self.image_shape, n_features)
+        for number, (params, seed) in enumerate(zip(layer_params, seeds), start=1):
+            params["connectivity"] = layer_connectivity(
+                params["connectivity"], number, params["n_filters"], n_channels
+            )
+            try:
+                filter_shape = check_filter_shape(params["filter_shape"], len(image_shape))
+                _make_connectivity(
+                    params["connectivity"], params["n_filters"], n_channels,
+                    np.random.RandomState(seed),
+                )
+            except ValueError as error:
+                raise ValueError(
+                    f"Layer {number} of {type(self).__name__} ({n_channels} input "
+                    f"channels, {params['n_filters']} maps): {error}"
+                ) from None
+            image_shape = tuple(n + h - 1 for n, h in zip(image_shape, filter_shape))
+            n_channels = params["n_filters"]
+        return layer_params
+
+    @single_convergence_warning
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the layers one after another.
@@ -308,6 +347,7 @@ default='interleaved'
         seeds = check_random_state(self.random_state).randint(
             np.iinfo(np.int32).max, size=len(layer_params)
         )
+        layer_params = self._check_layers(layer_params, X.shape[1], seeds)
         steps, inputs, image_shape = [], X, self.image_shape
         for number, (params, seed) in enumerate(zip(layer_params, seeds), start=1):
             start = time.perf_counter()
@@ -316,7 +356,11 @@ default='interleaved'
                     **params, image_shape=image_shape, scale_input=True,
                     n_jobs=self.n_jobs, random_state=int(seed), verbose=self.verbose,
                 )
-            ).fit(inputs)
+            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DeadLayerWarning)
+                layer.fit(inputs)
+            _reissue(caught, f"{type(self).__name__} layer {number}")
             steps.append((f"layer{number}", layer))
             if number < len(layer_params):
                 inputs = layer.transform(inputs)
@@ -456,6 +500,7 @@ default='interleaved'
             projected = filters if projected is None else _compose(filters, projected)
         return projected
 
+    @single_convergence_warning
     def score(self, X, y=None):
         """Minus the mean squared error of X's reconstruction from the top layer.
 
@@ -486,6 +531,15 @@ default='interleaved'
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _reissue(caught, where):
+    """Re-issue caught warnings at the user's line, dead layers named by ``where``."""
+    for message in caught:
+        text = str(message.message)
+        if issubclass(message.category, DeadLayerWarning):
+            text = f"{where}: {text.split(': ', 1)[-1]}"
+        warn_user(text, message.category)
 
 
 def _compose(upper, lower):

@@ -1,0 +1,88 @@
+"""Warnings that reach the user once per public call, at the user's line.
+
+A public call (``fit``, ``transform``, ``conv_sparse_encode``, a network's
+``fit`` over its layers...) may run map inference many times; the
+``ConvergenceWarning`` of every run is collected and one summary is issued
+when the outermost public call returns.  Warnings point at the first frame
+outside skdeconv, scikit-learn and joblib (Pipeline, GridSearchCV and the
+joblib workers sit in between).
+"""
+
+import functools
+import sys
+import threading
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
+
+# Frames of these packages are skipped when attributing a warning.
+_LIBRARY_PACKAGES = ("skdeconv", "sklearn", "joblib", "threading", "concurrent", "loky")
+
+
+class DeadLayerWarning(UserWarning):
+    """A fitted layer explains (almost) nothing: its maps are (nearly) all zero,
+    or its filters barely moved from their initialisation."""
+
+
+_calls = threading.local()
+
+
+def user_stacklevel():
+    """``stacklevel`` for ``warnings.warn`` called from the caller of this
+    function: the first frame outside the library packages (the outermost
+    frame if every frame is inside them, as in a joblib worker)."""
+    frame, stacklevel = sys._getframe(2), 2
+    while frame.f_back is not None and _is_library(frame):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    return stacklevel
+
+
+def _is_library(frame):
+    return frame.f_globals.get("__name__", "").split(".")[0] in _LIBRARY_PACKAGES
+
+
+def warn_user(message, category):
+    """``warnings.warn`` attributed to the user's code."""
+    warnings.warn(message, category, stacklevel=user_stacklevel())
+
+
+def single_convergence_warning(method):
+    """Decorate a public entry point: at most one ConvergenceWarning per call."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        outermost = not getattr(_calls, "depth", 0)
+        if outermost:
+            _calls.depth, _calls.pending = 0, []
+        _calls.depth += 1
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _calls.depth -= 1
+            if outermost:
+                pending, _calls.pending = _calls.pending, []
+                if pending:
+                    warn_user(_summary(pending), ConvergenceWarning)
+
+    return wrapper
+
+
+def report_not_converged(n_failed, n_samples, tol, max_iter, where=""):
+    """Record (inside a public call) or issue one not-converged warning."""
+    record = (n_failed, n_samples, tol, max_iter, where)
+    if getattr(_calls, "depth", 0):
+        _calls.pending.append(record)
+    else:
+        warn_user(_summary([record]), ConvergenceWarning)
+
+
+def _summary(records):
+    failed = sum(r[0] for r in records)
+    total = sum(r[1] for r in records)
+    settings = sorted({(r[2], r[3]) for r in records})
+    tols = ", ".join(f"tol={tol} within max_iter={max_iter}" for tol, max_iter in settings)
+    where = records[0][4] if len(records) == 1 else f" (over {len(records)} inferences)"
+    return (
+        f"Map inference did not reach {tols} for {failed} of {total} samples"
+        f"{where}; increase max_iter."
+    )
