@@ -53,7 +53,8 @@ else:
         raise RuntimeError("sporco.fft.pyfftw_threads not found: cannot pin SPORCO to one thread")
     sporco.fft.pyfftw_threads = 1
 
-SECTIONS = ("inference", "auto", "learning", "sklearn", "floor", "float32", "jobs", "memory", "scaling")
+SECTIONS = ("inference", "auto", "learning", "sklearn", "floor", "float32", "jobs", "memory", "scaling",
+            "large")
 
 
 @dataclass(frozen=True)
@@ -889,6 +890,244 @@ def section_scaling(cfg):
             f"{1e6 * per_pixel[-1]:.2f} us", f"{1e6 * per_pixel[0]:.2f} us", size_ratio,
             "~1 (linear)", check_ratio(size_ratio, 1.5)),
     ]
+
+
+# ---------------------------------------------------- 10. large data sets and clusters
+# Self-contained (issue #14): online learning on 100 gray 480x720 images with
+# SPORCO's OnlineConvBPDNDictLearn beside it, peak memory against the number
+# of images, and interleaved fit on a 2-worker dask LocalCluster.
+LARGE_TRAIN = ("astronaut", "camera", "cat", "coffee", "coins", "grass", "gravel", "moon",
+               "rocket", "brick", "immunohistochemistry", "retina", "hubble_deep_field")
+LARGE_HELDOUT = ("chelsea", "stereo_motorcycle")  # never seen in training
+
+
+def large_images(n_images, shape=(480, 720), bases=LARGE_TRAIN, seed=0):
+    """Gray images from scikit-image's photos: random resizes (1-1.5x the
+    smallest cover of ``shape``), crops and flips; contrast-normalised, float32."""
+    from skimage import color, data, transform
+
+    grays = []
+    for name in bases:
+        image = getattr(data, name)()
+        image = np.asarray(image[0] if isinstance(image, tuple) else image, dtype=float)
+        if image.ndim == 3:
+            image = color.rgb2gray(image[..., :3] / image.max())
+        grays.append((image - image.min()) / (image.max() - image.min()))
+    rng = np.random.RandomState(seed)
+    out = np.empty((n_images,) + tuple(shape), dtype=np.float32)
+    for i in range(n_images):
+        base = grays[i % len(grays)]
+        factor = rng.uniform(1.0, 1.5) * max(s / b for s, b in zip(shape, base.shape))
+        size = tuple(int(np.ceil(b * factor)) for b in base.shape)
+        big = transform.resize(base, size, anti_aliasing=True)
+        top, left = (rng.randint(z - s + 1) for z, s in zip(size, shape))
+        crop = big[top:top + shape[0], left:left + shape[1]]
+        if rng.rand() < 0.5:
+            crop = crop[:, ::-1]
+        if rng.rand() < 0.5:
+            crop = crop[::-1]
+        out[i] = crop
+    return local_contrast_normalize(out).astype(np.float32)
+
+
+LARGE_FIT_SCRIPT = textwrap.dedent("""
+    import json, resource, sys, time, warnings
+    import numpy as np
+    warnings.filterwarnings("ignore")
+    from skdeconv import ConvSparseCoder
+    path, n_images, algorithm, n_epochs = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    images = np.load(path, mmap_mode="r")[:n_images]
+    X = np.ascontiguousarray(images.reshape(n_images, -1))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    params = dict(n_filters=32, filter_shape=8, image_shape=images.shape[1:], lmbda=5.0,
+                  n_jobs=2, random_state=0, fit_algorithm=algorithm, n_epochs=n_epochs)
+    start = time.perf_counter()
+    try:
+        coder = ConvSparseCoder(**params).fit(X)
+        error = None
+    except MemoryError as exc:
+        coder, error = None, str(exc)
+    seconds = time.perf_counter() - start
+    if coder is not None and len(sys.argv) > 5:
+        np.save(sys.argv[5], coder.filters_)
+    print(json.dumps({"seconds": seconds, "before": before, "error": error,
+                      "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+""")
+
+
+def large_fit_in_subprocess(path, n_images, algorithm, n_epochs, filters_path=None):
+    """Fit in a fresh process; its peak RSS (ru_maxrss, as /usr/bin/time -v)."""
+    command = [sys.executable, "-c", LARGE_FIT_SCRIPT, path, str(n_images), algorithm,
+               str(n_epochs)] + ([filters_path] if filters_path else [])
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def large_sporco_online(images, filters, lmbda, n_steps, batch_size, crop, seed=0):
+    """SPORCO's OnlineConvBPDNDictLearn on the same kind of mini-batches
+    (random crops, zero-padded by h - 1 as its circular model needs); its
+    default options (100 ADMM iterations per batch, eta = 10 / (j + 5))."""
+    from sporco.dictlrn import onlinecdl
+
+    h = filters.shape[-1]
+    D0 = np.ascontiguousarray(np.moveaxis(filters[:, 0], 0, -1)).astype(np.float32)
+    opt = onlinecdl.OnlineConvBPDNDictLearn.Options({"Verbose": False, "DataType": np.float32})
+    learner = onlinecdl.OnlineConvBPDNDictLearn(D0, 1 / lmbda, opt)
+    rng = np.random.RandomState(seed)
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        which = rng.randint(len(images), size=batch_size)
+        tops = rng.randint(images.shape[1] - crop + 1, size=batch_size)
+        lefts = rng.randint(images.shape[2] - crop + 1, size=batch_size)
+        batch = np.zeros((crop + h - 1, crop + h - 1, batch_size), np.float32)
+        for j, (i, t, s) in enumerate(zip(which, tops, lefts)):
+            batch[:crop, :crop, j] = images[i, t:t + crop, s:s + crop]
+        learner.solve(batch)
+    seconds = time.perf_counter() - start
+    D = np.asarray(learner.getdict()).squeeze()
+    learned = np.moveaxis(D, -1, 0)[:, None].astype(np.float32)
+    learned /= np.sqrt(np.sum(learned**2, axis=(2, 3), keepdims=True))
+    return learned, seconds
+
+
+def large_heldout_cost(filters, heldout, lmbda, max_iter):
+    """Mean cost of unseen images, maps inferred to tol 1e-4 (our objective)."""
+    X = heldout.reshape(len(heldout), -1)
+    g = np.ones((len(filters), 1), bool)
+    maps = conv_sparse_encode(X, filters, image_shape=heldout.shape[1:], lmbda=lmbda,
+                              solver="fista", tol=1e-4, max_iter=max_iter, n_jobs=2)
+    op = ConvOperator(filters, g, heldout.shape[1:])
+    maps = maps.reshape((len(X), len(filters)) + op.map_shape)
+    return float(_solvers.objective(op, maps, heldout[:, None], lmbda, 1.0).mean())
+
+
+def large_cluster_speedup(quick):
+    """Interleaved fit, n_jobs=1 against a 2-worker LocalCluster on loopback."""
+    import distributed
+    from joblib import parallel_config as joblib_config
+
+    from skdeconv import ConvSparseCoder
+    from skdeconv._cluster import learn_interleaved_on_cluster
+    from skdeconv._learning import init_filters
+
+    n, size, epochs = (4, 32, 3) if quick else (16, 256, 30)
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((n, size * size))
+    X = X + np.roll(X, 1, axis=1)
+    params = dict(n_filters=16, filter_shape=8, image_shape=(size, size), lmbda=5.0,
+                  solver="fista", n_epochs=epochs, random_state=0)
+    start = time.perf_counter()
+    serial = ConvSparseCoder(n_jobs=1, **params).fit(X)
+    serial_seconds = time.perf_counter() - start
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        scheduler_port=0, dashboard_address=None, worker_dashboard_address=None,
+        silence_logs=50, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    ) as cluster, distributed.Client(cluster) as client:
+        client.wait_for_workers(2)
+        with joblib_config(backend="dask"):
+            ConvSparseCoder(n_jobs=2, **{**params, "n_epochs": 2}).fit(X)  # warm up
+            start = time.perf_counter()
+            clustered = ConvSparseCoder(n_jobs=2, **params).fit(X)
+            cluster_seconds = time.perf_counter() - start
+        stats = {}
+        g = np.ones((16, 1), bool)
+        filters = init_filters(None, 16, 1, (8, 8), g, np.random.RandomState(0), X.dtype)
+        learn_interleaved_on_cluster(
+            client, X.reshape(n, 1, size, size), filters, g, lmbda=5.0, p=1.0, solver="fista",
+            max_iter=1, tol=0.0, n_epochs=epochs, n_jobs=None, verbose=0, return_maps=False,
+            stats=stats)
+    difference = float(np.abs(clustered.filters_ - serial.filters_).max())
+    return serial_seconds, cluster_seconds, difference, stats, (n, size, epochs)
+
+
+def section_large(cfg):
+    import tempfile
+
+    quick = cfg.repeats == 1 and cfg.image_size <= 32
+    shape = (96, 144) if quick else (480, 720)
+    counts = (4, 8, 12) if quick else (10, 30, 100)
+    lmbda, batch_size, crop = 5.0, 10, 64
+    n_steps = 3 if quick else 100  # 100: the online algorithm's default n_epochs
+    say(f"== 10. Large data sets: {counts[-1]} gray images {shape[0]}x{shape[1]} from "
+        "scikit-image's photos (resized, cropped, flipped; contrast-normalised), float32, "
+        "32 filters 8x8, lambda 5 (SPORCO lmbda 0.2), n_jobs=2; peak RSS of each fit in a "
+        "fresh process")
+    rows = []
+    start = time.perf_counter()
+    images = large_images(counts[-1], shape)
+    heldout = large_images(5, shape, bases=LARGE_HELDOUT, seed=1)
+    say(f"  images built in {time.perf_counter() - start:.0f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "images.npy")
+        np.save(path, images)
+        online = large_fit_in_subprocess(path, counts[-1], "online", n_steps,
+                                         os.path.join(tmp, "online.npy"))
+        online_filters = np.load(os.path.join(tmp, "online.npy"))
+        say(f"  online ({n_steps} mini-batches of 10 crops 64x64): {online['seconds']:.0f} s, "
+            f"peak RSS {online['peak'] / 2**30:.2f} GiB")
+        batch = large_fit_in_subprocess(path, counts[0], "interleaved", n_steps,
+                                        os.path.join(tmp, "batch.npy"))
+        batch_filters = np.load(os.path.join(tmp, "batch.npy"))
+        say(f"  batch fit on {counts[0]} images (interleaved, {n_steps} epochs): "
+            f"{batch['seconds']:.0f} s, peak RSS {batch['peak'] / 2**30:.2f} GiB")
+        memory = {}
+        for count in counts:
+            for algorithm, epochs in (("interleaved", 1), ("online", 2 if quick else 5)):
+                usage = large_fit_in_subprocess(path, count, algorithm, epochs)
+                memory[algorithm, count] = usage
+                state = (f"MemoryError up front: {usage['error'][:150]}" if usage["error"]
+                         else f"peak RSS {usage['peak'] / 2**30:.2f} GiB")
+                say(f"  memory, {count:3d} images, {algorithm} ({epochs} epochs): {state}")
+    rng = np.random.RandomState(0)
+    initial = rng.standard_normal((32, 1, 8, 8)).astype(np.float32)
+    initial /= np.sqrt(np.sum(initial**2, axis=(2, 3), keepdims=True))
+    sporco_filters, sporco_seconds = (None, float("nan"))
+    if sporco is not None:
+        sporco_filters, sporco_seconds = large_sporco_online(
+            images, initial, lmbda, n_steps, batch_size, crop)
+        say(f"  SPORCO OnlineConvBPDNDictLearn, same mini-batches: {sporco_seconds:.0f} s")
+    max_iter = 300 if quick else 2000
+    costs = {"online": large_heldout_cost(online_filters, heldout, lmbda, max_iter),
+             "batch": large_heldout_cost(batch_filters, heldout, lmbda, max_iter),
+             "initial": large_heldout_cost(initial, heldout, lmbda, max_iter)}
+    if sporco_filters is not None:
+        costs["sporco"] = large_heldout_cost(sporco_filters, heldout, lmbda, max_iter)
+    say("  held-out cost (5 unseen images, maps to tol 1e-4): "
+        + ", ".join(f"{name} {value:.1f}" for name, value in costs.items()))
+    ratio = costs["online"] / costs["batch"]
+    rows.append(Row("10. online fit, 100 images: held-out cost / batch fit on 10",
+                    f"{costs['online']:.1f} ({online['seconds']:.0f} s)",
+                    f"{costs['batch']:.1f} ({batch['seconds']:.0f} s)", ratio, "<= 1",
+                    bool(ratio <= 1)))
+    rows.append(Row("10. online fit, 100 images: minutes", f"{online['seconds'] / 60:.1f}",
+                    "-", target="<= 10", passed=bool(online["seconds"] <= 600)))
+    rows.append(Row("10. online fit, 100 images: peak RSS GiB", f"{online['peak'] / 2**30:.2f}",
+                    "-", target="<= 4", passed=bool(online["peak"] <= 4 * 2**30)))
+    if "sporco" in costs:
+        rows.append(Row("10. online held-out cost vs SPORCO online", f"{costs['online']:.1f}",
+                        f"{costs['sporco']:.1f} ({sporco_seconds:.0f} s)",
+                        costs["online"] / costs["sporco"]))
+    for count in counts:
+        cells = []
+        for algorithm in ("interleaved", "online"):
+            usage = memory[algorithm, count]
+            cells.append("MemoryError up front" if usage["error"]
+                         else f"{usage['peak'] / 2**30:.2f} GiB")
+        rows.append(Row(f"10. peak RSS, {count} images: online | batch", cells[1], cells[0]))
+    serial, clustered, difference, stats, (n, size, epochs) = large_cluster_speedup(quick)
+    speedup = serial / clustered
+    say(f"  dask fit, {n} images {size}x{size}, 16 filters 8x8, {epochs} epochs: n_jobs=1 "
+        f"{serial:.1f} s, 2-worker LocalCluster {clustered:.1f} s (x{speedup:.2f}), "
+        f"filters differ by {difference:.1e}; per epoch {stats['sent_per_epoch'] / 1e3:.1f} kB "
+        f"sent, {stats['gathered_per_epoch'] / 1e3:.1f} kB gathered (images once: "
+        f"{stats['data_bytes'] / 1e6:.1f} MB)")
+    rows.append(Row("10. dask fit speed-up, 2 workers vs n_jobs=1", f"{clustered:.1f} s",
+                    f"{serial:.1f} s", speedup, ">= 1.5", bool(speedup >= 1.5)))
+    rows.append(Row("10. dask fit: kB moved per epoch (sent + gathered)",
+                    f"{(stats['sent_per_epoch'] + stats['gathered_per_epoch']) / 1e3:.1f}",
+                    f"images {stats['data_bytes'] / 1e6:.1f} MB once"))
+    return rows
 
 
 # ------------------------------------------------------------------ main
