@@ -145,8 +145,8 @@ class AdaptiveDeconvNetwork(
     tol : float or tuple of float, default=1e-3
         A sample stops once its maps move by less than ``tol`` relatively.
     n_epochs : int or tuple of int, default=5
-        Epochs of filter learning per layer (inference, then two filter
-        steps).  On the fruit images the layer costs still fall by 2-3% per
+        Epochs of filter learning per layer (inference, then ten filter
+        steps).  On the fruit images the layer costs still fall by 1-4% per
         epoch after 5 epochs: more epochs learn more, at a proportional cost.
     random_state : int, RandomState instance or None, default=None
         Initial filters and random connectivity.
@@ -189,9 +189,10 @@ class AdaptiveDeconvNetwork(
     On the 10 contrast-normalised fruit images (100x100, float32) the default
     network (9/45/150 maps, 7x7 filters, pool (3, 3, 2), ``lmbda='auto'``, 5
     epochs of 30 iterations) reconstructs the images from layers 1, 2 and 3
-    with relative errors 0.35, 0.43 and 0.44, from 4989, 1766 and 198
+    with relative errors 0.35, 0.43 and 0.43, from 4932, 1593 and 175
     non-zero coefficients per image; the 2010 network with the same numbers of
-    maps has 0.39, 0.49 and 0.71 from 3348, 7828 and 14795.  See the user
+    maps has 0.39, 0.49 and 0.71 from 3348, 7828 and 14795 (both with the
+    toolbox's 5x5 contrast normalisation).  See the user
     guide page "Adaptive Deconvolutional Networks".
 
     ``transform`` returns every layer's unpooled maps in one row because the
