@@ -314,3 +314,34 @@ def test_fit_on_two_workers_faster_than_n_jobs_1():
             on_cluster = time.perf_counter() - start
     assert_allclose(coder.filters_, expected.filters_, rtol=0, atol=1e-10)
     assert serial / on_cluster >= 1.5, (serial, on_cluster)
+
+
+# ---------------------------------------------------------------- the documented recipe
+def cluster_recipe(scheduler_address, X, image_shape):
+    """The recipe of docs/distributed.rst: fit and transform on a cluster."""
+    import joblib
+    from dask.distributed import Client
+
+    from skdeconv import ConvSparseCoder
+
+    with Client(scheduler_address) as client:
+        client.wait_for_workers(1)
+        coder = ConvSparseCoder(n_filters=4, filter_shape=3, image_shape=image_shape,
+                                lmbda=5.0, solver="fista", n_epochs=20, n_jobs=-1,
+                                random_state=0)
+        with joblib.parallel_config(backend="dask"):
+            coder.fit(X)  # each chunk's solver state stays on its worker
+            maps = coder.transform(X)  # one task per chunk of samples
+    return coder, maps
+
+
+def test_documented_recipe_on_loopback():
+    """docs/distributed.rst includes cluster_recipe; it runs on a 2-process
+    LocalCluster bound to 127.0.0.1 and gives the n_jobs=1 results."""
+    X = _images(8, seed=5)
+    expected = ConvSparseCoder(n_filters=4, filter_shape=3, image_shape=IMAGE_SHAPE, lmbda=5.0,
+                               solver="fista", n_epochs=20, random_state=0).fit(X)
+    with _local_cluster(processes=True) as cluster:
+        coder, maps = cluster_recipe(cluster.scheduler_address, X, IMAGE_SHAPE)
+    assert_allclose(coder.filters_, expected.filters_, rtol=0, atol=1e-10)
+    assert_allclose(maps, expected.transform(X), rtol=0, atol=1e-8)
