@@ -288,8 +288,8 @@ def test_invalid_parameters(params, message):
         _net(**params).fit(_images())
 
 
-def test_adaptive_network_beats_the_2010_objective_from_the_top_layer():
-    """Layer 2's pixel-space reconstruction improves over its initial filters."""
+def test_layer_cost_decreases_over_the_epochs():
+    """Layer 2's pixel-space cost after its last epoch is below its first."""
     X = _images(n=6, size=16, seed=2)
     net = _net(image_shape=(16, 16), n_epochs=6).fit(X)
     history = net.cost_history_[1]
