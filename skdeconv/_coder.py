@@ -280,7 +280,8 @@ default=None
         (``lmbda/2 ||y||^2``), or fewer than 0.1% of the maps are non-zero,
         or the filters moved less than 1% from their initialisation.
         """
-        zero_cost = 0.5 * self.lmbda_ * float(np.mean(np.sum(Y.reshape(len(Y), -1) ** 2, axis=1)))
+        rows = Y.reshape(len(Y), -1).astype(np.float64)
+        zero_cost = 0.5 * self.lmbda_ * float(np.mean(np.einsum("ij,ij->i", rows, rows)))
         density = None if maps is None else np.count_nonzero(maps) / maps.size
         moved = np.linalg.norm(self.filters_ - initial_filters) / np.linalg.norm(initial_filters)
         hint = (

@@ -402,7 +402,7 @@ def test_scale_input_round_trip():
         coder.inverse_transform(maps), expected, rtol=1e-12, atol=1e-12 * np.abs(X).max()
     )
     # maps are those of X / scale for an unscaled coder with the same filters
-    plain = conv_sparse_encode(X / coder.input_scale_, coder.filters_)
+    plain = conv_sparse_encode(X / coder.input_scale_, coder.filters_, lmbda=coder.lmbda_)
     np.testing.assert_allclose(maps, plain, atol=1e-12)
 
 

@@ -42,7 +42,7 @@ def _gray(n=3, size=24):
     return load_zeiler2010("fruit", as_gray=True)[:n, 40:40 + size, 40:40 + size]
 
 
-def _local_std(plane, kernel_size=5, sigma=1.591):
+def _local_std(plane, kernel_size=25, sigma=4.0):
     offsets = np.arange(kernel_size) - kernel_size // 2
     w = np.exp(-offsets**2 / (2 * sigma**2))
     w /= w.sum()
