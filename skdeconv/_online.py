@@ -285,33 +285,34 @@ def learn_online(
 ):
     """fit_algorithm='online': mini-batches of random crops, running statistics.
 
-    Every epoch visits the images in a random order, ``batch_size`` at a
-    time, one random crop of each.  Returns the maps of every sample (only
-    if ``return_maps``, else None), the filters, the mean per-crop cost of
-    every epoch (at the filters each batch's maps were inferred with) and
-    convergence flags (all True: map inference is bounded on purpose).
+    ``n_epochs`` mini-batches (steps), each of ``batch_size`` random crops
+    of different images (the images are visited in random order, pass after
+    pass), so the work is ``n_epochs * batch_size`` crops whatever the number
+    and the size of the images.  Returns the maps of every sample (only if
+    ``return_maps``, else None), the filters, the mean per-crop cost of every
+    mini-batch (at the filters its maps were inferred with) and convergence
+    flags (all True: map inference is bounded on purpose).
     """
     rng = check_random_state(random_state)
     n_samples = len(Y)
     crop_shape = crop_shape_for(Y.shape[2:], filters.shape[2:])
     statistics = OnlineStatistics(connectivity, filters.shape[2:])
     history = []
+    order = np.empty(0, dtype=int)
     start = time.perf_counter()
-    for epoch in range(n_epochs):
-        order = rng.permutation(n_samples)
-        total = 0.0
-        for first in range(0, n_samples, batch_size):
-            which = order[first:first + batch_size]
-            crops = random_crops(Y, which, crop_shape, rng)
-            filters, costs = online_step(
-                statistics, crops, filters, connectivity, lmbda=lmbda, p=p, solver=solver,
-                max_iter=max_iter, tol=tol, n_jobs=n_jobs,
-            )
-            total += float(costs.sum())
-        history.append(total / n_samples)
-        if verbose > 1 or (verbose and ((epoch + 1) % 10 == 0 or epoch + 1 == n_epochs)):
+    for step in range(n_epochs):
+        while len(order) < min(batch_size, n_samples):
+            order = np.concatenate([order, rng.permutation(n_samples)])
+        which, order = order[:batch_size], order[batch_size:]
+        crops = random_crops(Y, which, crop_shape, rng)
+        filters, costs = online_step(
+            statistics, crops, filters, connectivity, lmbda=lmbda, p=p, solver=solver,
+            max_iter=max_iter, tol=tol, n_jobs=n_jobs,
+        )
+        history.append(float(costs.mean()))
+        if verbose > 1 or (verbose and ((step + 1) % 10 == 0 or step + 1 == n_epochs)):
             print(
-                f"[conv_dict_learning] online epoch {epoch + 1}/{n_epochs} "
+                f"[conv_dict_learning] online mini-batch {step + 1}/{n_epochs} "
                 f"cost per crop {history[-1]:.6g} ({time.perf_counter() - start:.2f} s)",
                 flush=True,
             )
