@@ -30,7 +30,7 @@ AUTO_LMBDA_RATIO = 2.5
 AUTO_QUANTILE = 0.99
 # At most this many values of |F'y| (an even stride through them) enter the
 # percentile.
-_MAX_VALUES = 2**22
+_MAX_VALUES = 2**20
 
 # Samples per adjoint pass: the adjoint of a chunk holds K map-sized arrays
 # per sample; this bounds it to about 32 MiB.
@@ -47,12 +47,14 @@ def adjoint_statistics(Y, filters, connectivity):
     per_sample = len(filters) * prod(op.map_shape) * Y.itemsize
     step = max(1, _CHUNK_BYTES // per_sample)
     stride = max(1, -(-len(Y) * per_sample // Y.itemsize // _MAX_VALUES))
-    largest, sample = 0.0, []
-    for start in range(0, len(Y), step):
-        values = np.abs(op.adjoint(Y[start:start + step])).ravel()
-        largest = max(largest, float(values.max()))
-        sample.append(values[::stride])
-    return largest, np.concatenate(sample)
+    parts = [_chunk_statistics(op, Y[start:start + step], stride) for start in range(0, len(Y), step)]
+    return max(largest for largest, _ in parts), np.concatenate([values for _, values in parts])
+
+
+def _chunk_statistics(op, Y, stride):
+    """``max|F'y|`` and every ``stride``-th value of ``|F'y|`` (a copy) of a chunk."""
+    values = np.abs(op.adjoint(Y)).ravel()
+    return float(values.max()), values[::stride].copy()
 
 
 def scale_free_weights(Y, filters, connectivity, p=1.0):
