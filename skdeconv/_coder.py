@@ -27,7 +27,7 @@ from ._learning import FIT_ALGORITHMS, _learn_filters, check_fit_algorithm, init
 from ._lmbda import scale_free_weights
 from ._warnings import DeadLayerWarning, single_convergence_warning, warn_user
 from ._geometry import check_filter_shape, check_image_shape, map_shape_of
-from ._online import OnlineStatistics, check_fit_memory, online_step
+from ._online import ONLINE_MAX_ITER, OnlineStatistics, check_fit_memory, online_step
 
 
 # A fitted layer is dead (DeadLayerWarning) when its maps explain less than
@@ -386,11 +386,13 @@ default=None
         Y = self._images(X)
         if first_call:
             self._set_lmbda(Y, self.filters_)
-        self.filters_, costs = online_step(
+        self.filters_, costs, converged = online_step(
             self._statistics, Y, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
             lmbda=self.lmbda_, p=self.p, solver=self.solver, max_iter=self.max_iter,
             tol=self.tol, n_jobs=self.n_jobs,
         )
+        if self.max_iter <= ONLINE_MAX_ITER:  # the user's max_iter stopped inference
+            warn_not_converged(converged, self.tol, self.max_iter)
         self.cost_history_ = np.append(self.cost_history_, costs.mean())
         self.n_steps_ = self._statistics.n_updates
         self.n_iter_ = self.n_steps_

@@ -156,6 +156,14 @@ class OnlineStatistics:
         self.n_updates = 0
         self.lipschitz = np.zeros(n_channels)
 
+    def __eq__(self, other):
+        """Equal statistics (compared value by value, as fitted attributes are)."""
+        if type(other) is not type(self) or vars(self).keys() != vars(other).keys():
+            return NotImplemented
+        return all(np.array_equal(value, vars(other)[key]) for key, value in vars(self).items())
+
+    __hash__ = None
+
     def update(self, maps, Y):
         """Blend in the statistics of a batch: maps (n, K, *M), images (n, C, *N)."""
         with one_blas_thread():
@@ -251,17 +259,19 @@ def online_step(statistics, Y, filters, connectivity, *, lmbda, p, solver, max_i
                 n_jobs):
     """Infer the maps of a batch, update the statistics and the filters.
 
-    Returns the new filters and the batch's per-sample costs at the filters
-    the maps were inferred with.
+    Returns the new filters, the batch's per-sample costs at its maps and
+    the NEW filters (what the model now is), and whether each sample's map
+    inference reached ``tol`` within ``min(max_iter, ONLINE_MAX_ITER)``.
     """
-    maps, _, _ = _encode(
+    maps, _, converged = _encode(
         Y, filters, connectivity, lmbda, p, solver, min(max_iter, ONLINE_MAX_ITER), tol,
         None, n_jobs,
     )
+    statistics.update(maps, Y)
+    filters = statistics.solve(filters).astype(filters.dtype, copy=False)
     with one_blas_thread():
         costs = objective(ConvOperator(filters, connectivity, Y.shape[2:]), maps, Y, lmbda, p)
-    statistics.update(maps, Y)
-    return statistics.solve(filters).astype(filters.dtype, copy=False), costs
+    return filters, costs, converged
 
 
 def crop_shape_for(image_shape, filter_shape):
@@ -290,7 +300,7 @@ def learn_online(
     pass), so the work is ``n_epochs * batch_size`` crops whatever the number
     and the size of the images.  Returns the maps of every sample (only if
     ``return_maps``, else None), the filters, the mean per-crop cost of every
-    mini-batch (at the filters its maps were inferred with) and convergence
+    mini-batch (its maps at the filters updated from them) and convergence
     flags (all True: map inference is bounded on purpose).
     """
     rng = check_random_state(random_state)
@@ -305,7 +315,7 @@ def learn_online(
             order = np.concatenate([order, rng.permutation(n_samples)])
         which, order = order[:batch_size], order[batch_size:]
         crops = random_crops(Y, which, crop_shape, rng)
-        filters, costs = online_step(
+        filters, costs, _ = online_step(
             statistics, crops, filters, connectivity, lmbda=lmbda, p=p, solver=solver,
             max_iter=max_iter, tol=tol, n_jobs=n_jobs,
         )
