@@ -15,7 +15,6 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import (
     Interval,
     StrOptions,
-    validate_parameter_constraints,
 )
 from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -25,6 +24,7 @@ from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
 from ._fft_ops import ConvOperator
 from ._filters import random_filters
 from ._geometry import check_filter_shape, check_image_shape
+from ._network import split_per_layer
 from ._pooling3d import check_pool_shapes, max_pool, pooled_shape
 from ._topdown import TopDownOperator
 
@@ -264,29 +264,8 @@ class AdaptiveDeconvNetwork(
 
     # ------------------------------------------------------------ parameters
     def _layer_params(self, n_axes):
-        n_filters = self.n_filters
-        if not isinstance(n_filters, (tuple, list)):
-            n_filters = (n_filters,)
-        if not n_filters:
-            raise ValueError("n_filters must give at least one layer, got ().")
-        n_layers = len(n_filters)
-        columns = {"n_filters": n_filters}
-        for name in _PER_LAYER:
-            value = getattr(self, name)
-            if not isinstance(value, (tuple, list)):
-                value = (value,) * n_layers
-            elif len(value) != n_layers:
-                raise ValueError(
-                    f"{name}={value!r} has {len(value)} entries but n_filters="
-                    f"{self.n_filters!r} defines {n_layers} layers; give one entry "
-                    "per layer, or a value that is not a tuple or list for every layer."
-                )
-            columns[name] = value
-        layers = [dict(zip(columns, entries)) for entries in zip(*columns.values())]
-        for number, params in enumerate(layers, start=1):
-            validate_parameter_constraints(
-                _LAYER_CONSTRAINTS, params, f"{type(self).__name__} (layer {number})"
-            )
+        layers = split_per_layer(self, _PER_LAYER, _LAYER_CONSTRAINTS)
+        n_layers = len(layers)
         for params, pool in zip(layers, check_pool_shapes(self.pool_shape, n_layers, n_axes)):
             params["pool_shape"] = pool
         return layers
