@@ -20,9 +20,15 @@ def run_script(*arguments):
     )
 
 
+# The default tier smoke-runs the sections that take seconds in --quick mode;
+# section 10 (large data sets: 100 generated images, the online fit, SPORCO's
+# online learner and a dask cluster) takes minutes even then: slow tier.
+FAST_SECTIONS = "inference,auto,learning,sklearn,floor,float32,jobs,memory"
+
+
 def test_quick_run_prints_and_writes_the_table(tmp_path):
     output = tmp_path / "results.md"
-    completed = run_script("--quick", "--output", str(output))
+    completed = run_script("--quick", "--only", FAST_SECTIONS, "--output", str(output))
     assert completed.returncode == 0, completed.stderr
     assert HEADER in completed.stdout
     table = output.read_text()
@@ -35,3 +41,11 @@ def test_unknown_section_is_rejected():
     completed = run_script("--quick", "--only", "inference,nonsense")
     assert completed.returncode == 2
     assert "nonsense" in completed.stderr
+
+
+@pytest.mark.slow
+def test_quick_run_of_the_large_data_section(tmp_path):
+    output = tmp_path / "results.md"
+    completed = run_script("--quick", "--only", "large", "--output", str(output))
+    assert completed.returncode == 0, completed.stderr
+    assert "\n| 10. " in output.read_text()
