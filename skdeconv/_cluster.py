@@ -47,7 +47,7 @@ from ._filters import (
     power_of_two_scale,
 )
 from ._shrinkage import penalty
-from ._solvers import RHO_PERIOD, admm_iteration, admm_maps, admm_start, fista_iteration, fista_start
+from ._solvers import admm_maps, admm_start, advance_one_iteration, fista_start
 
 
 def active_dask_client():
@@ -92,12 +92,7 @@ def _advance(chunk, filters, point, connectivity, lmbda, p, solver, epoch, need_
     image_shape = Y.shape[2:]
     with one_blas_thread():
         op = _operator(filters, connectivity, image_shape, solver, chunk["op"])
-        if solver == "admm":
-            admm_iteration(op, lmbda, p, state, balance=(epoch + 1) % RHO_PERIOD == 0)
-            maps = admm_maps(op, state)
-        else:
-            fista_iteration(op, lmbda, p, lmbda * op.lipschitz, state)
-            maps = state["x"]
+        maps = advance_one_iteration(op, lmbda, p, solver, state, epoch)
         point_op = ConvOperator(point, connectivity, image_shape)
         spectra = point_op.rfft(maps)
         correlations, data_terms = filter_gradient_terms(point_op, spectra, Y)

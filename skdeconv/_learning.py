@@ -44,11 +44,9 @@ from ._geometry import check_filter_shape, check_image_shape, map_shape_of
 from ._shrinkage import penalty
 from ._warnings import single_convergence_warning
 from ._solvers import (
-    RHO_PERIOD,
-    admm_iteration,
     admm_maps,
     admm_start,
-    fista_iteration,
+    advance_one_iteration,
     fista_start,
 )
 
@@ -167,12 +165,7 @@ def _advance_chunk(arrays, lmbda, p, solver, epoch, need_power):
     """
     op, point_op, state, Y = arrays
     with one_blas_thread():
-        if solver == "admm":
-            admm_iteration(op, lmbda, p, state, balance=(epoch + 1) % RHO_PERIOD == 0)
-            maps = admm_maps(op, state)
-        else:
-            fista_iteration(op, lmbda, p, lmbda * op.lipschitz, state)
-            maps = state["x"]
+        maps = advance_one_iteration(op, lmbda, p, solver, state, epoch)
         spectra = op.rfft(maps)
         correlations, data_terms = filter_gradient_terms(point_op, spectra, Y)
         power = np.sum(np.abs(spectra) ** 2, axis=0, dtype=np.float64) if need_power else None

@@ -457,4 +457,18 @@ def _rho_factor(primal_rel, dual_rel, residual_ratio, rho_scaling):
     return factor
 
 
+def advance_one_iteration(op, lmbda, p, solver, state, epoch):
+    """One iteration of ``solver`` ('fista' or 'admm') on a kept ``state``.
+
+    Used by interleaved learning (one iteration per sample and epoch, locally
+    or on a cluster); ADMM rebalances rho every ``RHO_PERIOD`` epochs.
+    Returns the current maps (a view into the state for FISTA).
+    """
+    if solver == "admm":
+        admm_iteration(op, lmbda, p, state, balance=(epoch + 1) % RHO_PERIOD == 0)
+        return admm_maps(op, state)
+    fista_iteration(op, lmbda, p, lmbda * op.lipschitz, state)
+    return state["x"]
+
+
 SOLVERS = {"fista": fista, "continuation": continuation, "admm": admm}
