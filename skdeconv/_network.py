@@ -7,7 +7,6 @@ from math import prod
 from numbers import Integral
 
 import numpy as np
-from scipy.signal import fftconvolve
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -16,14 +15,20 @@ from sklearn.base import (
     clone,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
 from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._coder import ConvSparseCoder
 from ._connectivity import _make_connectivity, layer_connectivity
-from ._geometry import check_filter_shape, check_image_shape
+from ._geometry import (
+    FLOAT_DTYPES,
+    check_filter_shape,
+    check_image_shape,
+    layer_numbers,
+)
+from ._network_projection import NetworkProjectionMixin
 from ._warnings import DeadLayerWarning, single_convergence_warning, warn_user
 
 # Parameters given per layer: a tuple or list holds one entry per layer,
@@ -114,13 +119,14 @@ class _LayerMapsTransform:
         if layers is None:
             *_, top = self._layer_maps(X_valid)
             return _wrap_data_with_container("transform", top, X, self)
-        numbers = self._layer_numbers(layers)
+        numbers = layer_numbers(layers, len(self.pipeline_))
         maps = list(islice(self._layer_maps(X_valid), max(numbers)))
         return [maps[number - 1] for number in numbers]
 
 
 class DeconvNetworkTransformer(
     _LayerMapsTransform,
+    NetworkProjectionMixin,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
     BaseEstimator,
@@ -352,7 +358,7 @@ default='interleaved'
         self : object
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, dtype=FLOAT_DTYPES)
         layer_params = self._layer_params()
         seeds = check_random_state(self.random_state).randint(
             np.iinfo(np.int32).max, size=len(layer_params)
@@ -395,120 +401,13 @@ default='interleaved'
     # ------------------------------------------------------------ inference
     def _check_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
 
     def _layer_maps(self, X):
         """Yield the maps of layer 1, 2, ... of validated X, bottom up."""
         for _, layer in self.pipeline_.steps:
             X = layer.transform(X)
             yield X
-
-    def _layer_number(self, layer, name="layer"):
-        """1-based number of ``layer`` (1..n_layers, or -n_layers..-1)."""
-        n_layers = len(self.pipeline_)
-        if (
-            not isinstance(layer, Integral)
-            or isinstance(layer, bool)
-            or not (1 <= abs(layer) <= n_layers)
-        ):
-            raise ValueError(
-                f"{name} must be a layer number in 1..{n_layers} (or -{n_layers}..-1 "
-                f"counting from the top) of the fitted network, got {layer!r}."
-            )
-        return int(layer) if layer > 0 else n_layers + 1 + int(layer)
-
-    def _layer_numbers(self, layers):
-        is_sequence = np.iterable(layers) and not isinstance(layers, str)
-        if not is_sequence or not len(layers):
-            raise ValueError(
-                f"layers must be a non-empty sequence of layer numbers, got {layers!r}."
-            )
-        return [self._layer_number(layer, "each entry of layers") for layer in layers]
-
-    def _project(self, maps, number):
-        for _, layer in reversed(self.pipeline_.steps[:number]):
-            maps = layer.inverse_transform(maps)
-        return maps
-
-    def project(self, Z, layer=-1):
-        """Project maps of one layer down to the input (pixel) space.
-
-        The result is exactly the chained ``inverse_transform`` of layers
-        ``layer``, ``layer - 1``, ..., 1: every layer synthesises its input
-        from its maps, which are the maps of the layer below.
-
-        Parameters
-        ----------
-        Z : array-like of shape (n_samples, prod(layer's feature_map_shape_))
-            Maps of layer ``layer``, flattened as that layer's ``transform``
-            returns them.
-        layer : int, default=-1
-            Layer number, from 1 (nearest the pixels); -1 is the top.
-
-        Returns
-        -------
-        X_projected : ndarray of shape (n_samples, n_features_in_)
-            The projections in input space.
-        """
-        return self._project_input(Z, layer, "Z")
-
-    def _project_input(self, Z, layer, input_name):
-        check_is_fitted(self)
-        number = self._layer_number(layer)
-        Z = check_array(Z, dtype=[np.float64, np.float32], input_name=input_name)
-        shape = self.pipeline_[number - 1].feature_map_shape_
-        if Z.shape[1] != prod(shape):
-            raise ValueError(
-                f"{input_name} has {Z.shape[1]} features, but the maps of layer "
-                f"{number} have {shape} = {prod(shape)} features."
-            )
-        return self._project(Z, number)
-
-    def inverse_transform(self, X):
-        """Project top-layer maps down to the input space.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, prod(feature_map_shape_))
-            Top-layer maps, as returned by ``transform``.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
-            Reconstructions in input space (``project(X, -1)``).
-        """
-        return self._project_input(X, -1, "X")
-
-    def project_filters(self, layer=-1):
-        """Every filter of one layer seen in pixel space.
-
-        The projected filter of map ``k`` of layer ``l`` is what a unit
-        impulse in that map becomes in pixel space: for layer 1,
-        ``s_1 * f1[k]``; for layer 2, ``s_1 s_2 sum_c f2[k, c] *full f1[c]``
-        (full convolution, planes absent from the connectivity being zero);
-        and so on up, where ``s_l`` is the ``input_scale_`` of layer ``l``.
-        So :meth:`project` of a map that is 1 at one position and 0
-        elsewhere is the projected filter placed at that position (cropped
-        at the borders of the input).
-
-        Parameters
-        ----------
-        layer : int, default=-1
-            Layer number, from 1 (nearest the pixels); -1 is the top.
-
-        Returns
-        -------
-        filters : ndarray of shape (n_filters_layer, n_channels, *receptive_field)
-            ``n_channels`` is the number of input channels of the network;
-            the receptive field grows by ``filter_shape - 1`` per layer.
-        """
-        check_is_fitted(self)
-        number = self._layer_number(layer)
-        projected = None
-        for _, coder in self.pipeline_.steps[:number]:
-            filters = coder.filters_ * coder.input_scale_
-            projected = filters if projected is None else _compose(filters, projected)
-        return projected
 
     @single_convergence_warning
     def score(self, X, y=None):
@@ -550,15 +449,3 @@ def _reissue(caught, where):
         if issubclass(message.category, DeadLayerWarning):
             text = f"{where}: {text.split(': ', 1)[-1]}"
         warn_user(text, message.category)
-
-
-def _compose(upper, lower):
-    """Pixel-space filters of ``upper`` (K, C, *h) over ``lower`` (C, C0, *r).
-
-    ``out[k, i] = sum_c upper[k, c] *full lower[c, i]``, shape
-    (K, C0, *(h + r - 1)).
-    """
-    n_axes = upper.ndim - 2
-    axes = tuple(range(3, 3 + n_axes))
-    planes = fftconvolve(upper[:, :, None], lower[None], axes=axes)
-    return planes.sum(axis=1)
