@@ -16,97 +16,14 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-_TITLE_FONTSIZE = 8
-
-
-def _pyplot(caller):
-    """Import matplotlib.pyplot, or say how to install it."""
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError(
-            f"{caller} requires matplotlib: pip install 'skdeconv[plot]'"
-        ) from exc
-    return plt
-
-
-def _new_figure(plt, fig, nrows, ncols, title, tile_inches):
-    """Return ``fig`` or a new figure sized for an ``nrows`` x ``ncols`` grid."""
-    if fig is None:
-        extra = 0.4 if title else 0.0
-        fig = plt.figure(
-            figsize=(tile_inches * ncols, tile_inches * nrows + extra),
-            layout="constrained",
-        )
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def _as_panel(x, n_channels, spatial_shape):
-    """Shape one flattened sample for display.
-
-    1-D signals give ``(n_channels, length)`` (one line per channel); 2-D
-    images give ``(H, W)`` for one channel, ``(H, W, 3)`` for three and the
-    channel mean ``(H, W)`` otherwise.
-    """
-    x = np.reshape(x, (n_channels, *spatial_shape))
-    if len(spatial_shape) == 1:
-        return x
-    if n_channels == 1:
-        return x[0]
-    if n_channels == 3:
-        return np.moveaxis(x, 0, -1)
-    return x.mean(axis=0)
-
-
-def _limits(tiles, normalize):
-    """Display range ``(low, high)`` of every tile: its own or a shared one."""
-    if normalize == "all":
-        shared = (min(t.min() for t in tiles), max(t.max() for t in tiles))
-        return [shared] * len(tiles)
-    return [(t.min(), t.max()) for t in tiles]
-
-
-def _draw_tile(ax, tile, low, high, cmap, lines):
-    """Draw one tile: line plots for 1-D data, an image otherwise."""
-    if lines:
-        ax.plot(np.atleast_2d(tile).T, linewidth=1)
-        if high > low:
-            margin = 0.05 * (high - low)
-            ax.set_ylim(low - margin, high + margin)
-        ax.tick_params(labelsize=6)
-    elif tile.ndim == 3:
-        scaled = (tile - low) / (high - low) if high > low else tile * 0.0
-        ax.imshow(np.clip(scaled, 0.0, 1.0), interpolation="nearest")
-        ax.set_axis_off()
-    else:
-        ax.imshow(tile, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
-        ax.set_axis_off()
-
-
-def _draw_grid(
-    plt, tiles, titles, limits, *, lines, ncols, cmap, title, fig, tile_inches=1.3
-):
-    """Draw ``tiles`` row by row on a grid with ``ncols`` columns.
-
-    Grid cells left over after the last tile are removed, so the figure has
-    exactly one axes per tile.
-    """
-    ncols = min(ncols, len(tiles))
-    nrows = -(-len(tiles) // ncols)
-    fig = _new_figure(plt, fig, nrows, ncols, title, tile_inches)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, tile, tile_title, (low, high) in zip(axes, tiles, titles, limits):
-        _draw_tile(ax, tile, low, high, cmap, lines)
-        ax.set_title(tile_title, fontsize=_TITLE_FONTSIZE)
-    for ax in axes[len(tiles) :]:
-        ax.remove()
-    return fig
-
-
-def _default_ncols(n_tiles):
-    return int(np.ceil(np.sqrt(n_tiles)))
+from ._plot_grid import (
+    COMMON_CONSTRAINTS,
+    as_panel,
+    draw_grid,
+    near_square_ncols,
+    pyplot,
+    tile_limits,
+)
 
 
 def _filters_of(filters, layer):
@@ -125,17 +42,8 @@ def _filters_of(filters, layer):
     return filters
 
 
-_COMMON = {
-    "ncols": [Interval(Integral, 1, None, closed="left"), None],
-    "title": [str, None],
-    "normalize": [StrOptions({"each", "all"})],
-    "cmap": "no_validation",
-    "fig": [HasMethods(["subplots", "suptitle"]), None],
-}
-
-
 @validate_params(
-    {"filters": "no_validation", "layer": [Integral, None], **_COMMON},
+    {"filters": "no_validation", "layer": [Integral, None], **COMMON_CONSTRAINTS},
     prefer_skip_nested_validation=True,
 )
 def plot_filters(
@@ -215,7 +123,7 @@ def plot_filters(
     >>> fig.axes[0].images[0].get_array().shape
     (7, 7)
     """
-    plt = _pyplot("plot_filters")
+    plt = pyplot("plot_filters")
     filters = np.asarray(_filters_of(filters, layer), dtype=float)
     if filters.ndim not in (3, 4):
         raise ValueError(
@@ -229,14 +137,14 @@ def plot_filters(
         titles = [f"{k}, c{c}" for k in range(n_filters) for c in range(n_channels)]
         default_ncols = n_channels
     else:
-        tiles = [_as_panel(f, n_channels, spatial) for f in filters]
+        tiles = [as_panel(f, n_channels, spatial) for f in filters]
         titles = [str(k) for k in range(n_filters)]
-        default_ncols = _default_ncols(n_filters)
-    return _draw_grid(
+        default_ncols = near_square_ncols(n_filters)
+    return draw_grid(
         plt,
         tiles,
         titles,
-        _limits(tiles, normalize),
+        tile_limits(tiles, normalize),
         lines=len(spatial) == 1,
         ncols=ncols or default_ncols,
         cmap=cmap,
@@ -250,7 +158,7 @@ def plot_filters(
         "maps": ["array-like"],
         "map_shape": [tuple, Integral],
         "max_maps": [Interval(Integral, 1, None, closed="left")],
-        **_COMMON,
+        **COMMON_CONSTRAINTS,
     },
     prefer_skip_nested_validation=True,
 )
@@ -314,7 +222,7 @@ def plot_feature_maps(
     >>> [ax.get_title() for ax in fig.axes]
     ['map 0', 'map 1', 'map 2', 'map 3']
     """
-    plt = _pyplot("plot_feature_maps")
+    plt = pyplot("plot_feature_maps")
     map_shape = tuple(np.atleast_1d(map_shape).tolist())
     maps = np.asarray(maps, dtype=float)
     map_size = int(np.prod(map_shape))
@@ -326,13 +234,13 @@ def plot_feature_maps(
             f"got shape {maps.shape}."
         )
     tiles = list(maps.reshape(-1, *map_shape)[:max_maps])
-    return _draw_grid(
+    return draw_grid(
         plt,
         tiles,
         [f"map {k}" for k in range(len(tiles))],
-        _limits(tiles, normalize),
+        tile_limits(tiles, normalize),
         lines=len(map_shape) == 1,
-        ncols=ncols or _default_ncols(len(tiles)),
+        ncols=ncols or near_square_ncols(len(tiles)),
         cmap=cmap,
         title=title,
         fig=fig,
@@ -433,7 +341,7 @@ def plot_reconstructions(
     layer 1
     SNR 20.0 dB
     """
-    plt = _pyplot("plot_reconstructions")
+    plt = pyplot("plot_reconstructions")
     image = np.asarray(image, dtype=float)
     show_input_quality = reference is not None
     reference = image if reference is None else np.asarray(reference, dtype=float)
@@ -470,10 +378,10 @@ def plot_reconstructions(
         for label, x in zip(labels, reconstructions)
     ]
     tiles = [
-        _as_panel(x, n_channels, image_shape)
+        as_panel(x, n_channels, image_shape)
         for x in (image.ravel(), *reconstructions)
     ]
-    return _draw_grid(
+    return draw_grid(
         plt,
         tiles,
         titles,
@@ -551,7 +459,7 @@ def plot_cost_history(cost_history, *, yscale="linear", title=None, ax=None):
     >>> fig.axes[0].lines[0].get_xdata().tolist()
     [1, 2, 3, 4]
     """
-    plt = _pyplot("plot_cost_history")
+    plt = pyplot("plot_cost_history")
     histories = _cost_histories(cost_history)
     if ax is None:
         ax = plt.figure(figsize=(5, 3.5), layout="constrained").add_subplot()

@@ -17,7 +17,7 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import validate_data
 
-from ._geometry import infer_n_channels, positive_int_tuple
+from ._geometry import FLOAT_DTYPES, infer_n_channels, positive_int_tuple
 
 __all__ = [
     "LocalContrastNormalizer",
@@ -25,9 +25,6 @@ __all__ = [
     "local_contrast_normalize",
     "rows_to_images",
 ]
-
-_FLOAT_DTYPES = [np.float64, np.float32]
-
 
 def _check_image_shape(image_shape):
     """Return ``image_shape`` as a tuple of positive ints (an int means 1-D)."""
@@ -284,7 +281,7 @@ def local_contrast_normalize(
     True
     """
     images = check_array(
-        images, allow_nd=True, dtype=_FLOAT_DTYPES, input_name="images"
+        images, allow_nd=True, dtype=FLOAT_DTYPES, input_name="images"
     )
     X = images_to_rows(images, channel_axis=channel_axis)
     spatial_shape = images.shape[1:]
@@ -418,7 +415,7 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstima
             The transformer.
         """
         self._validate_params()
-        validate_data(self, X, dtype=_FLOAT_DTYPES)
+        validate_data(self, X, dtype=FLOAT_DTYPES)
         return self
 
     def transform(self, X):
@@ -435,7 +432,7 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstima
             Normalised rows; float32 if ``X`` is float32, float64 otherwise.
         """
         self._validate_params()
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
         image_shape = (
             (X.shape[1],)
             if self.image_shape is None
