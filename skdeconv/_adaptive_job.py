@@ -15,7 +15,6 @@ to ``--out``:
   non-zeros per image and the relative reconstruction error from every layer.
 """
 
-import json
 import time
 import warnings
 
@@ -23,6 +22,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._adaptive import AdaptiveDeconvNetwork
+from ._job_figures import layer_figures, save_figures, write_summary
 from ._topdown import TopDownOperator
 
 # Settings measured on this 2-core machine (float32, 10 fruit images 100x100):
@@ -126,32 +126,20 @@ def _feature_figures(plt, net, X, index, image_shape):
 
 
 def _write_figures(plt, net, X, image_shape, maps, reconstructions, index, out):
-    from .plotting import plot_cost_history, plot_feature_maps, plot_reconstructions
+    from .plotting import plot_cost_history
 
-    n_layers = len(net.filters_)
     figures = _feature_figures(plt, net, X, index, image_shape)
-    figures["reconstructions"] = plot_reconstructions(
-        X[index], [R[index] for R in reconstructions], image_shape=image_shape,
-        labels=[f"from layer {layer}" for layer in range(1, n_layers + 1)],
-        metric="relative_error",
-    )
-    for layer in (1, 2)[:n_layers]:
-        figures[f"feature_maps_layer{layer}"] = plot_feature_maps(
-            maps[layer - 1][index].ravel(), map_shape=net.layer_map_shapes_[layer - 1][1:],
-            title=f"layer {layer} unpooled maps of image {index}",
-        )
+    map_shapes = [shape[1:] for shape in net.layer_map_shapes_]
+    figures.update(layer_figures(
+        X, image_shape, maps, reconstructions, index, map_shapes, "unpooled maps"
+    ))
     ax = plt.figure(figsize=(5, 3.5), layout="constrained").add_subplot()
     for layer, history in enumerate(net.cost_history_, start=1):
         plot_cost_history(history, yscale="log", ax=ax)
         ax.lines[-1].set_label(f"layer {layer}")
     ax.legend()
     figures["cost_history"] = ax.figure
-    paths = []
-    for name, figure in figures.items():
-        paths.append(out / f"{name}.png")
-        figure.savefig(paths[-1], dpi=100)
-        plt.close(figure)
-    return paths
+    return save_figures(plt, figures, out)
 
 
 def run_adaptive(args, plt, load):
@@ -186,7 +174,6 @@ def run_adaptive(args, plt, load):
         "total_seconds": time.perf_counter() - start, "layers": layers,
         "figures": [path.name for path in paths],
     }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     lines = [
         f"adaptive network, {args.dataset}: {len(X)} images of {tuple(image_shape)}, "
         f"{summary['dtype']}; fit {summary['fit_seconds']:.1f} s, evaluation "
@@ -197,7 +184,7 @@ def run_adaptive(args, plt, load):
         f"image), lmbda {layer['lmbda']:.4g}, fit {layer['fit_seconds']:.1f} s"
         for name, layer in layers.items()
     ]
-    (args.out / "summary.txt").write_text("\n".join(lines) + "\n")
+    write_summary(summary, lines, args.out)
     if not args.quiet:
         print("\n".join(lines + [f"Wrote {len(paths)} figures to {args.out}"]), flush=True)
     return 0

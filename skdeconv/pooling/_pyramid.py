@@ -159,7 +159,30 @@ def spatial_pyramid_pool(maps, levels=(1, 2, 4), *, pooling="max", absolute=True
 
 
 class _PyramidPoolingMixin:
-    """Shared pooling of rows of maps; needs ``n_maps_``, ``map_shape_``, ``levels_``."""
+    """Shared pooling of rows of maps.
+
+    Needs ``n_maps_``, ``map_shape_``, ``levels_`` (set by ``_set_pyramid``) and
+    ``_maps(X)``, the rows of flattened maps of validated ``X``.
+    """
+
+    def transform(self, X):
+        """Pool every map of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows of flattened maps (:class:`SpatialPyramidPooling`), or the
+            input of the wrapped estimator, whose ``transform`` gives the maps
+            (:class:`PyramidPooledMaps`).
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_maps_ * sum(l ** n_spatial))
+            Pooled features, ordered [level][map][bins].
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
+        return self._pool_rows(self._maps(X))
 
     def _pool_rows(self, Z):
         maps = Z.reshape(Z.shape[0], self.n_maps_, *self.map_shape_)
@@ -286,22 +309,9 @@ class SpatialPyramidPooling(_PyramidPoolingMixin, TransformerMixin, BaseEstimato
         self._set_pyramid(*_check_map_shape(self.map_shape, X.shape[1]))
         return self
 
-    def transform(self, X):
-        """Pool every map of every row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows of flattened maps.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_maps_ * sum(l ** n_spatial))
-            Pooled features, ordered [level][map][bins].
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
-        return self._pool_rows(X)
+    def _maps(self, X):
+        """Rows of flattened maps: ``X`` itself."""
+        return X
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -444,22 +454,9 @@ class PyramidPooledMaps(_PyramidPoolingMixin, TransformerMixin, BaseEstimator):
         """
         return self._pool_rows(self._fit_estimator(X, y, transform=True))
 
-    def transform(self, X):
-        """Pool the maps that the fitted estimator infers for ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input of the estimator.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_maps_ * sum(l ** n_spatial))
-            Pooled features, ordered [level][map][bins].
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
-        return self._pool_rows(np.asarray(self.estimator_.transform(X)))
+    def _maps(self, X):
+        """Rows of flattened maps: what the fitted estimator infers for ``X``."""
+        return np.asarray(self.estimator_.transform(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
