@@ -16,7 +16,7 @@ from sklearn.base import (
 )
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -26,9 +26,11 @@ from ._geometry import (
     FLOAT_DTYPES,
     check_filter_shape,
     check_image_shape,
+    layer_number,
     layer_numbers,
 )
-from ._network_projection import NetworkProjectionMixin
+from ._network_projection import check_layer_maps, pixel_space_filters, project_maps
+from ._per_layer import per_layer_constraint, split_per_layer
 from ._warnings import DeadLayerWarning, single_convergence_warning, warn_user
 
 # Parameters given per layer: a tuple or list holds one entry per layer,
@@ -41,50 +43,9 @@ _LAYER_CONSTRAINTS = {
     name: ConvSparseCoder._parameter_constraints[name]
     for name in ("n_filters",) + _PER_LAYER
 }
-
-
 _LAYER_CONSTRAINTS["connectivity"] = [
     *_LAYER_CONSTRAINTS["connectivity"], StrOptions({"auto"})
 ]
-
-
-def split_per_layer(estimator, names, constraints):
-    """One dict per layer of ``n_filters`` and the per-layer parameters ``names``.
-
-    A tuple or list holds one entry per layer (as many as ``n_filters``
-    has); any other value is used for every layer.  Each layer's entries are
-    validated against ``constraints``; errors name the layer.
-    """
-    n_filters = estimator.n_filters
-    if not isinstance(n_filters, (tuple, list)):
-        n_filters = (n_filters,)
-    if not n_filters:
-        raise ValueError("n_filters must give at least one layer, got ().")
-    n_layers = len(n_filters)
-    columns = {"n_filters": n_filters}
-    for name in names:
-        value = getattr(estimator, name)
-        if not isinstance(value, (tuple, list)):
-            value = (value,) * n_layers
-        elif len(value) != n_layers:
-            raise ValueError(
-                f"{name}={value!r} has {len(value)} entries but n_filters="
-                f"{estimator.n_filters!r} defines {n_layers} layers; give one "
-                "entry per layer, or a value that is not a tuple or list "
-                "to use it for every layer."
-            )
-        columns[name] = value
-    layers = [dict(zip(columns, entries)) for entries in zip(*columns.values())]
-    for number, params in enumerate(layers, start=1):
-        validate_parameter_constraints(
-            constraints, params, f"{type(estimator).__name__} (layer {number})"
-        )
-    return layers
-
-
-def _per_layer_constraint(name):
-    """An entry's constraint, or a tuple/list of entries (one per layer)."""
-    return [*_LAYER_CONSTRAINTS[name], tuple, list]
 
 
 class _LayerMapsTransform:
@@ -126,7 +87,6 @@ class _LayerMapsTransform:
 
 class DeconvNetworkTransformer(
     _LayerMapsTransform,
-    NetworkProjectionMixin,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
     BaseEstimator,
@@ -263,8 +223,8 @@ default='interleaved'
     """
 
     _parameter_constraints: dict = {
-        "n_filters": _per_layer_constraint("n_filters"),
-        **{name: _per_layer_constraint(name) for name in _PER_LAYER},
+        "n_filters": per_layer_constraint(_LAYER_CONSTRAINTS, "n_filters"),
+        **{name: per_layer_constraint(_LAYER_CONSTRAINTS, name) for name in _PER_LAYER},
         "image_shape": [None, tuple, list],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -409,9 +369,77 @@ default='interleaved'
             X = layer.transform(X)
             yield X
 
+    def project(self, Z, layer=-1):
+        """Project maps of one layer down to the input (pixel) space.
+
+        The result is exactly the chained ``inverse_transform`` of layers
+        ``layer``, ``layer - 1``, ..., 1: every layer synthesises its input
+        from its maps, which are the maps of the layer below.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, prod(layer's feature_map_shape_))
+            Maps of layer ``layer``, flattened as that layer's ``transform``
+            returns them.
+        layer : int, default=-1
+            Layer number, from 1 (nearest the pixels); -1 is the top.
+
+        Returns
+        -------
+        X_projected : ndarray of shape (n_samples, n_features_in_)
+            The projections in input space.
+        """
+        return self._project_input(Z, layer, "Z")
+
+    def _project_input(self, Z, layer, input_name):
+        check_is_fitted(self)
+        Z, number = check_layer_maps(self.pipeline_, Z, layer, input_name)
+        return project_maps(self.pipeline_, Z, number)
+
+    def inverse_transform(self, X):
+        """Project top-layer maps down to the input space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, prod(feature_map_shape_))
+            Top-layer maps, as returned by ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Reconstructions in input space (``project(X, -1)``).
+        """
+        return self._project_input(X, -1, "X")
+
+    def project_filters(self, layer=-1):
+        """Every filter of one layer seen in pixel space.
+
+        The projected filter of map ``k`` of layer ``l`` is what a unit
+        impulse in that map becomes in pixel space: for layer 1,
+        ``s_1 * f1[k]``; for layer 2, ``s_1 s_2 sum_c f2[k, c] *full f1[c]``
+        (full convolution, planes absent from the connectivity being zero);
+        and so on up, where ``s_l`` is the ``input_scale_`` of layer ``l``.
+        So :meth:`project` of a map that is 1 at one position and 0
+        elsewhere is the projected filter placed at that position (cropped
+        at the borders of the input).
+
+        Parameters
+        ----------
+        layer : int, default=-1
+            Layer number, from 1 (nearest the pixels); -1 is the top.
+
+        Returns
+        -------
+        filters : ndarray of shape (n_filters_layer, n_channels, *receptive_field)
+            ``n_channels`` is the number of input channels of the network;
+            the receptive field grows by ``filter_shape - 1`` per layer.
+        """
+        check_is_fitted(self)
+        return pixel_space_filters(self.pipeline_, layer_number(layer, len(self.pipeline_)))
+
     @single_convergence_warning
     def score(self, X, y=None):
-        """Minus the mean squared error of X's reconstruction from the top layer.
+        """Return minus the mean squared error of X's reconstruction from the top layer.
 
         The reconstruction is ``inverse_transform(transform(X))``; the score
         is ``-mean((X - reconstruction) ** 2)`` over all samples and
@@ -433,7 +461,7 @@ default='interleaved'
         """
         X = self._check_input(X)
         *_, top = self._layer_maps(X)
-        reconstruction = self._project(top, len(self.pipeline_))
+        reconstruction = project_maps(self.pipeline_, top, len(self.pipeline_))
         return -float(np.mean((X - reconstruction) ** 2))
 
     def __sklearn_tags__(self):

@@ -25,6 +25,13 @@ from ._plot_grid import (
     tile_limits,
 )
 
+__all__ = [
+    "plot_cost_history",
+    "plot_feature_maps",
+    "plot_filters",
+    "plot_reconstructions",
+]
+
 
 def _filters_of(filters, layer):
     """Filters array of ``filters``: an array or a fitted estimator."""
@@ -57,6 +64,9 @@ def plot_filters(
     fig=None,
 ):
     """Show a bank of filters as a grid of tiles.
+
+    Every filter (or filter plane) is one tile, drawn as an image for 2-D
+    filters and as a line plot for 1-D ones; see ``filters`` for the layouts.
 
     Parameters
     ----------
@@ -109,6 +119,11 @@ def plot_filters(
     -------
     fig : matplotlib.figure.Figure
         The figure, with one axes per tile.
+
+    See Also
+    --------
+    plot_feature_maps : The maps of one sample.
+    plot_reconstructions : An input beside its reconstructions.
 
     Examples
     --------
@@ -175,6 +190,9 @@ def plot_feature_maps(
 ):
     """Show the feature maps of one sample.
 
+    Every map is one tile: an image for 2-D maps, a line plot for 1-D ones.
+    Sparse maps are mostly zero: the tiles show where each filter is used.
+
     Parameters
     ----------
     maps : array-like of shape (n_maps * prod(map_shape),) or \
@@ -210,6 +228,11 @@ def plot_feature_maps(
     -------
     fig : matplotlib.figure.Figure
         The figure, with one axes per shown map.
+
+    See Also
+    --------
+    plot_filters : The filters that synthesise the input from these maps.
+    skdeconv.preprocessing.rows_to_images : Rows of maps as an array of maps.
 
     Examples
     --------
@@ -282,6 +305,9 @@ def plot_reconstructions(
 ):
     """Show an input beside its reconstructions, with their quality.
 
+    One panel for the input, then one per reconstruction, titled with its
+    signal-to-noise ratio or relative error against ``reference``.
+
     Parameters
     ----------
     image : array-like
@@ -328,6 +354,11 @@ def plot_reconstructions(
     -------
     fig : matplotlib.figure.Figure
         The figure, with one axes for the input and one per reconstruction.
+
+    See Also
+    --------
+    plot_feature_maps : The maps the reconstructions are made from.
+    plot_cost_history : The training objective per epoch.
 
     Examples
     --------
@@ -427,6 +458,9 @@ def _cost_histories(cost_history):
 def plot_cost_history(cost_history, *, yscale="linear", title=None, ax=None):
     """Plot the training objective per epoch.
 
+    One line per fitted layer, so that one can see whether every layer's
+    cost has flattened out (more epochs are needed where it has not).
+
     Parameters
     ----------
     cost_history : array-like of shape (n_epochs,) or fitted estimator
@@ -449,6 +483,10 @@ def plot_cost_history(cost_history, *, yscale="linear", title=None, ax=None):
     -------
     fig : matplotlib.figure.Figure
         The figure of the axes.
+
+    See Also
+    --------
+    plot_reconstructions : What the trained model reconstructs.
 
     Examples
     --------

@@ -52,6 +52,9 @@ def _check_channel_axis(channel_axis, ndim):
 def images_to_rows(images, *, channel_axis=None):
     """Flatten a stack of images (or signals) into the rows skdeconv expects.
 
+    Estimators take 2-D ``X`` only; this helper moves the channel axis first
+    and flattens every sample in C order. :func:`rows_to_images` inverts it.
+
     Parameters
     ----------
     images : array-like of shape (n_samples, *image_shape) or with a channel axis
@@ -103,6 +106,9 @@ def images_to_rows(images, *, channel_axis=None):
 
 def rows_to_images(X, image_shape, *, channel_axis=None):
     """Reshape rows of flattened images back into a stack of images.
+
+    The inverse of :func:`images_to_rows`; also shapes the rows of feature
+    maps of ``transform`` into an array of maps.
 
     Parameters
     ----------
@@ -261,8 +267,8 @@ def local_contrast_normalize(
     Returns
     -------
     normalized : ndarray of the shape of ``images``
-        float32 if ``images`` is float32, float64 otherwise; every plane has
-        zero mean.
+        In float32 if ``images`` is float32, float64 otherwise; every plane
+        has zero mean.
 
     See Also
     --------

@@ -36,6 +36,11 @@ def load_image_folder(path, *, image_size=(150, 150), as_gray=True):
     class_names : list of str
         Sorted names of the folders holding at least one image.
 
+    See Also
+    --------
+    load_zeiler2010 : The images bundled with skdeconv.
+    skdeconv.preprocessing.images_to_rows : Images as the rows estimators take.
+
     Examples
     --------
     >>> from skdeconv.datasets import load_image_folder

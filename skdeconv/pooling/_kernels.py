@@ -32,6 +32,11 @@ def intersection_kernel(X, Y=None):
     kernel : ndarray of shape (n_samples_X, n_samples_Y)
         Computed in row chunks to bound memory.
 
+    See Also
+    --------
+    BagOfWordsPyramid : Histograms for this kernel.
+    sklearn.svm.SVC : The classifier taking it as ``kernel``.
+
     Examples
     --------
     >>> from skdeconv.pooling import intersection_kernel

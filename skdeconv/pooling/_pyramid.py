@@ -139,6 +139,11 @@ def spatial_pyramid_pool(maps, levels=(1, 2, 4), *, pooling="max", absolute=True
         block of level ``l`` is the array ``(n_maps, l, ..., l)`` flattened.
         float32 input stays float32.
 
+    See Also
+    --------
+    SpatialPyramidPooling : The same pooling as a transformer of rows.
+    PyramidPooledMaps : The pooling of the maps of a wrapped coder.
+
     Examples
     --------
     >>> import numpy as np
