@@ -25,10 +25,10 @@ from ._adaptive import AdaptiveDeconvNetwork
 from ._job_figures import layer_figures, save_figures, write_summary
 from ._topdown import TopDownOperator
 
-# Settings measured on this 2-core machine (float32, 10 fruit images 100x100):
-# the paper's 9/45/150 maps with 7x7 filters, 3x3 spatial pooling over pairs of
-# maps, lmbda='auto' (10 x lambda_min per layer), 5 epochs of 30 inference
-# iterations per layer (the cost changes by < 1% per epoch after 4-5 epochs).
+# The paper's 9/45/150 maps with 7x7 filters, 3x3 spatial pooling over pairs
+# of maps, lmbda='auto' (10 x lambda_min per layer), 5 epochs of 30 inference
+# iterations per layer: docs/performance.rst ("The jobs of python -m
+# skdeconv") gives the measurement behind the number of epochs.
 ADAPTIVE = {
     "n_images": 10,
     "crop": None,

@@ -335,9 +335,9 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstima
         Standard deviation of the Gaussian window, in pixels.  The authors'
         toolbox (and Jarrett et al., 2009) use ``kernel_size=5,
         sigma=1.591``; that narrow window keeps mostly pixel-scale detail and
-        7x7 filters learned on it come out speckled (on the fruit images,
-        2 of 9 edge-like against 9 of 9 with the defaults here; see the user
-        guide, "Preparing your own images").
+        7x7 filters learned on it come out speckled (the user guide,
+        "Preparing your own images", counts the edge-like filters learned
+        with each window).
 
     std_floor : {"mean", "median"} or float, default="mean"
         Lower bound of the local standard deviation, so flat regions are not
