@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ._job_figures import layer_figures, pyplot, save_figures, write_summary
+from ._jobs import job_data, layer_figures, pyplot, save_figures, write_summary
 from ._network import DeconvNetworkTransformer
 from .datasets import load_zeiler2010
 from .preprocessing import LocalContrastNormalizer, images_to_rows
@@ -216,11 +216,7 @@ def main(argv=None):
 
         return run_adaptive(args, plt, _load)
     config = QUICK if args.quick else PAPER
-    dtype = np.float64 if args.float64 else np.float32
-    X, image_shape = _load(args.dataset, config, dtype)
-    if not 0 <= args.image < len(X):
-        raise SystemExit(f"--image must be in 0..{len(X) - 1}, got {args.image}.")
-    args.out.mkdir(parents=True, exist_ok=True)
+    X, image_shape, dtype = job_data(args, config, _load)
     net = _network(config, image_shape, args)
     _progress(args, f"Learning {net.n_filters} maps on {len(X)} {args.dataset} "
                     f"images of {image_shape} ({np.dtype(dtype).name})")

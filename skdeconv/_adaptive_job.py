@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._adaptive import AdaptiveDeconvNetwork
-from ._job_figures import layer_figures, save_figures, write_summary
+from ._jobs import job_data, layer_figures, save_figures, write_summary
 from ._topdown import TopDownOperator
 
 # The paper's 9/45/150 maps with 7x7 filters, 3x3 spatial pooling over pairs
@@ -146,11 +146,7 @@ def run_adaptive(args, plt, load):
     """The job behind ``python -m skdeconv --model adaptive``; returns 0."""
     start = time.perf_counter()
     config = QUICK if args.quick else ADAPTIVE
-    dtype = np.float64 if args.float64 else np.float32
-    X, image_shape = load(args.dataset, config, dtype)
-    if not 0 <= args.image < len(X):
-        raise SystemExit(f"--image must be in 0..{len(X) - 1}, got {args.image}.")
-    args.out.mkdir(parents=True, exist_ok=True)
+    X, image_shape, dtype = job_data(args, config, load)
     net = AdaptiveDeconvNetwork(
         **config["network"], image_shape=image_shape, random_state=args.seed,
         verbose=int(not args.quiet),

@@ -1,8 +1,9 @@
-"""Figures and summaries shared by the two jobs of ``python -m skdeconv``.
+"""What the two jobs of ``python -m skdeconv`` share.
 
 The main job (``__main__.py``, the CVPR 2010 network) and the adaptive job
-(``_adaptive_job.py``, the ICCV 2011 network) draw the same reconstruction and
-feature-map figures and write their figures and summaries the same way.
+(``_adaptive_job.py``, the ICCV 2011 network) read their data, draw the
+reconstruction and feature-map figures and write their figures and summaries
+the same way.
 """
 
 import json
@@ -22,6 +23,19 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def job_data(args, config, load):
+    """Rows of the job's images, their spatial shape and dtype; creates ``--out``.
+
+    ``load(dataset, config, dtype)`` returns the rows and the spatial shape.
+    """
+    dtype = np.float64 if args.float64 else np.float32
+    X, image_shape = load(args.dataset, config, dtype)
+    if not 0 <= args.image < len(X):
+        raise SystemExit(f"--image must be in 0..{len(X) - 1}, got {args.image}.")
+    args.out.mkdir(parents=True, exist_ok=True)
+    return X, image_shape, dtype
 
 
 def layer_figures(X, image_shape, maps, reconstructions, index, map_shapes, maps_name):
