@@ -170,21 +170,8 @@ class _PyramidPoolingMixin:
     ``_maps(X)``, the rows of flattened maps of validated ``X``.
     """
 
-    def transform(self, X):
-        """Pool every map of every row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows of flattened maps (:class:`SpatialPyramidPooling`), or the
-            input of the wrapped estimator, whose ``transform`` gives the maps
-            (:class:`PyramidPooledMaps`).
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_maps_ * sum(l ** n_spatial))
-            Pooled features, ordered [level][map][bins].
-        """
+    def _pool_transform(self, X):
+        """``transform``: validate ``X``, pool the maps of its rows."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
         return self._pool_rows(self._maps(X))
@@ -317,6 +304,21 @@ class SpatialPyramidPooling(_PyramidPoolingMixin, TransformerMixin, BaseEstimato
     def _maps(self, X):
         """Rows of flattened maps: ``X`` itself."""
         return X
+
+    def transform(self, X):
+        """Pool every map of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows of flattened maps.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_maps_ * sum(l ** n_spatial))
+            Pooled features, ordered [level][map][bins].
+        """
+        return self._pool_transform(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -462,6 +464,21 @@ class PyramidPooledMaps(_PyramidPoolingMixin, TransformerMixin, BaseEstimator):
     def _maps(self, X):
         """Rows of flattened maps: what the fitted estimator infers for ``X``."""
         return np.asarray(self.estimator_.transform(X))
+
+    def transform(self, X):
+        """Pool the maps that the fitted estimator infers for ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input of the estimator.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_maps_ * sum(l ** n_spatial))
+            Pooled features, ordered [level][map][bins].
+        """
+        return self._pool_transform(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
