@@ -14,14 +14,16 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_params,
 )
-from sklearn.utils.validation import check_is_fitted
 
-from ._plot_grid import (
+from ._plot_helpers import (
     COMMON_CONSTRAINTS,
     as_panel,
+    cost_histories,
     draw_grid,
+    filters_of,
     near_square_ncols,
     pyplot,
+    quality_line,
     tile_limits,
 )
 
@@ -31,22 +33,6 @@ __all__ = [
     "plot_filters",
     "plot_reconstructions",
 ]
-
-
-def _filters_of(filters, layer):
-    """Filters array of ``filters``: an array or a fitted estimator."""
-    if hasattr(filters, "project_filters"):
-        return filters.project_filters(-1 if layer is None else layer)
-    if layer is not None:
-        raise ValueError(
-            "layer applies only to an estimator with project_filters, such as "
-            f"DeconvNetworkTransformer; got layer={layer!r} with "
-            f"{type(filters).__name__}."
-        )
-    if hasattr(filters, "get_params"):
-        check_is_fitted(filters, "filters_")
-        return filters.filters_
-    return filters
 
 
 @validate_params(
@@ -139,7 +125,7 @@ def plot_filters(
     (7, 7)
     """
     plt = pyplot("plot_filters")
-    filters = np.asarray(_filters_of(filters, layer), dtype=float)
+    filters = np.asarray(filters_of(filters, layer), dtype=float)
     if filters.ndim not in (3, 4):
         raise ValueError(
             "filters must have shape (n_filters, n_channels, *filter_shape) "
@@ -270,15 +256,6 @@ def plot_feature_maps(
     )
 
 
-def _quality(x, reference, metric):
-    """Title line comparing ``x`` with ``reference``."""
-    error, norm = np.linalg.norm(x - reference), np.linalg.norm(reference)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if metric == "relative_error":
-            return f"rel. error {error / norm:.3f}"
-        return f"SNR {20 * np.log10(norm / error):.1f} dB"
-
-
 @validate_params(
     {
         "image": ["array-like"],
@@ -403,9 +380,9 @@ def plot_reconstructions(
         )
     input_title = "input"
     if show_input_quality:
-        input_title += "\n" + _quality(image.ravel(), reference, metric)
+        input_title += "\n" + quality_line(image.ravel(), reference, metric)
     titles = [input_title] + [
-        f"{label}\n{_quality(x, reference, metric)}"
+        f"{label}\n{quality_line(x, reference, metric)}"
         for label, x in zip(labels, reconstructions)
     ]
     tiles = [
@@ -424,26 +401,6 @@ def plot_reconstructions(
         fig=fig,
         tile_inches=2.5,
     )
-
-
-def _cost_histories(cost_history):
-    """``{label: 1-D history}`` of an array, a coder or a network."""
-    if hasattr(cost_history, "pipeline_"):
-        layers = cost_history.pipeline_
-        return {
-            f"layer {i + 1}": np.ravel(layers[i].cost_history_)
-            for i in range(len(layers))
-        }
-    if hasattr(cost_history, "get_params"):
-        check_is_fitted(cost_history, "cost_history_")
-        cost_history = cost_history.cost_history_
-    history = np.asarray(cost_history, dtype=float)
-    if history.ndim != 1:
-        raise ValueError(
-            f"cost_history must be 1-D (one value per epoch); got shape "
-            f"{history.shape}."
-        )
-    return {None: history}
 
 
 @validate_params(
@@ -498,7 +455,7 @@ def plot_cost_history(cost_history, *, yscale="linear", title=None, ax=None):
     [1, 2, 3, 4]
     """
     plt = pyplot("plot_cost_history")
-    histories = _cost_histories(cost_history)
+    histories = cost_histories(cost_history)
     if ax is None:
         ax = plt.figure(figsize=(5, 3.5), layout="constrained").add_subplot()
     for label, history in histories.items():

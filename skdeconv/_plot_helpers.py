@@ -1,12 +1,15 @@
-"""Grid drawing shared by the functions of :mod:`skdeconv.plotting`.
+"""Helpers of :mod:`skdeconv.plotting`: what to draw, and the grid drawing.
 
-matplotlib is imported only inside :func:`pyplot`, when a figure is drawn.
+What to draw: the filters, quality or cost histories of arrays or fitted
+estimators; how: tiles on a grid, one axes each. matplotlib is imported only
+inside :func:`pyplot`, when a figure is drawn.
 """
 
 from numbers import Integral
 
 import numpy as np
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 _TITLE_FONTSIZE = 8
 
@@ -99,6 +102,52 @@ def draw_grid(
 
 def near_square_ncols(n_tiles):
     return int(np.ceil(np.sqrt(n_tiles)))
+
+
+# ---------------------------------------------------------------- what to draw
+def filters_of(filters, layer):
+    """Filters array of ``filters``: an array or a fitted estimator."""
+    if hasattr(filters, "project_filters"):
+        return filters.project_filters(-1 if layer is None else layer)
+    if layer is not None:
+        raise ValueError(
+            "layer applies only to an estimator with project_filters, such as "
+            f"DeconvNetworkTransformer; got layer={layer!r} with "
+            f"{type(filters).__name__}."
+        )
+    if hasattr(filters, "get_params"):
+        check_is_fitted(filters, "filters_")
+        return filters.filters_
+    return filters
+
+
+def quality_line(x, reference, metric):
+    """Title line comparing ``x`` with ``reference``."""
+    error, norm = np.linalg.norm(x - reference), np.linalg.norm(reference)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "relative_error":
+            return f"rel. error {error / norm:.3f}"
+        return f"SNR {20 * np.log10(norm / error):.1f} dB"
+
+
+def cost_histories(cost_history):
+    """``{label: 1-D history}`` of an array, a coder or a network."""
+    if hasattr(cost_history, "pipeline_"):
+        layers = cost_history.pipeline_
+        return {
+            f"layer {i + 1}": np.ravel(layers[i].cost_history_)
+            for i in range(len(layers))
+        }
+    if hasattr(cost_history, "get_params"):
+        check_is_fitted(cost_history, "cost_history_")
+        cost_history = cost_history.cost_history_
+    history = np.asarray(cost_history, dtype=float)
+    if history.ndim != 1:
+        raise ValueError(
+            f"cost_history must be 1-D (one value per epoch); got shape "
+            f"{history.shape}."
+        )
+    return {None: history}
 
 
 # Constraints of the grid options of the plotting functions.
