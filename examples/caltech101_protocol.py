@@ -45,12 +45,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC
 
 from skdeconv import AdaptiveDeconvNetwork, DeconvNetworkTransformer
-from skdeconv.pooling import (
-    BagOfWordsPyramid,
-    DenseMapDescriptors,
-    intersection_kernel,
-    load_image_folder,
-)
+from skdeconv.datasets import load_image_folder
+from skdeconv.pooling import BagOfWordsPyramid, DenseMapDescriptors, intersection_kernel
 from skdeconv.preprocessing import images_to_rows, local_contrast_normalize
 
 

@@ -18,7 +18,6 @@ matplotlib is needed (``pip install 'skdeconv[plot]'``).
 """
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ._jobs import job_data, layer_figures, pyplot, save_figures, write_summary
 from ._network import DeconvNetworkTransformer
 from .datasets import load_zeiler2010
 from .preprocessing import LocalContrastNormalizer, images_to_rows
@@ -142,12 +142,7 @@ def _evaluate(net, X):
 
 
 def _write_figures(plt, net, X, image_shape, maps, reconstructions, index, out):
-    from .plotting import (
-        plot_cost_history,
-        plot_feature_maps,
-        plot_filters,
-        plot_reconstructions,
-    )
+    from .plotting import plot_cost_history, plot_filters
 
     n_layers = len(net.pipeline_)
     figures = {
@@ -156,28 +151,15 @@ def _write_figures(plt, net, X, image_shape, maps, reconstructions, index, out):
         )
         for layer in range(1, n_layers + 1)
     }
-    figures["reconstructions"] = plot_reconstructions(
-        X[index], [R[index] for R in reconstructions], image_shape=image_shape,
-        labels=[f"from layer {layer}" for layer in range(1, n_layers + 1)],
-        metric="relative_error",
-    )
-    for layer in (1, 2)[:n_layers]:
-        figures[f"feature_maps_layer{layer}"] = plot_feature_maps(
-            maps[layer - 1][index],
-            map_shape=net.pipeline_[layer - 1].feature_map_shape_[1:],
-            title=f"layer {layer} feature maps of image {index}",
-        )
+    map_shapes = [layer.feature_map_shape_[1:] for layer in net.pipeline_]
+    figures.update(layer_figures(
+        X, image_shape, maps, reconstructions, index, map_shapes, "feature maps"
+    ))
     figures["cost_history"] = plot_cost_history(net, yscale="log")
-    paths = []
-    for name, figure in figures.items():
-        paths.append(out / f"{name}.png")
-        figure.savefig(paths[-1], dpi=100)
-        plt.close(figure)
-    return paths
+    return save_figures(plt, figures, out)
 
 
 def _write_summary(summary, out):
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [
         f"{summary['dataset']}: {summary['n_images']} images of "
         f"{summary['image_shape']}, "
@@ -192,22 +174,8 @@ def _write_summary(summary, out):
             f"{layer['lmbda']:.3g}, cost change over the last 10% of epochs "
             f"{100 * layer['last_tenth_cost_change']:.2f}%"
         )
-    (out / "summary.txt").write_text("\n".join(lines) + "\n")
+    write_summary(summary, lines, out)
     return lines
-
-
-def _pyplot():
-    """matplotlib.pyplot with a file backend, or exit before any learning."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise SystemExit(
-            "python -m skdeconv needs matplotlib: pip install 'skdeconv[plot]'"
-        ) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _learn(net, X, args):
@@ -242,17 +210,13 @@ def main(argv=None):
     """
     start = time.perf_counter()
     args = _parse_args(argv)
-    plt = _pyplot()
+    plt = pyplot()
     if args.model == "adaptive":
         from ._adaptive_job import run_adaptive
 
         return run_adaptive(args, plt, _load)
     config = QUICK if args.quick else PAPER
-    dtype = np.float64 if args.float64 else np.float32
-    X, image_shape = _load(args.dataset, config, dtype)
-    if not 0 <= args.image < len(X):
-        raise SystemExit(f"--image must be in 0..{len(X) - 1}, got {args.image}.")
-    args.out.mkdir(parents=True, exist_ok=True)
+    X, image_shape, dtype = job_data(args, config, _load)
     net = _network(config, image_shape, args)
     _progress(args, f"Learning {net.n_filters} maps on {len(X)} {args.dataset} "
                     f"images of {image_shape} ({np.dtype(dtype).name})")

@@ -15,7 +15,6 @@ to ``--out``:
   non-zeros per image and the relative reconstruction error from every layer.
 """
 
-import json
 import time
 import warnings
 
@@ -23,12 +22,13 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._adaptive import AdaptiveDeconvNetwork
+from ._jobs import job_data, layer_figures, save_figures, write_summary
 from ._topdown import TopDownOperator
 
-# Settings measured on this 2-core machine (float32, 10 fruit images 100x100):
-# the paper's 9/45/150 maps with 7x7 filters, 3x3 spatial pooling over pairs of
-# maps, lmbda='auto' (10 x lambda_min per layer), 5 epochs of 30 inference
-# iterations per layer (the cost changes by < 1% per epoch after 4-5 epochs).
+# The paper's 9/45/150 maps with 7x7 filters, 3x3 spatial pooling over pairs
+# of maps, lmbda='auto' (10 x lambda_min per layer), 5 epochs of 30 inference
+# iterations per layer: docs/performance.rst ("The jobs of python -m
+# skdeconv") gives the measurement behind the number of epochs.
 ADAPTIVE = {
     "n_images": 10,
     "crop": None,
@@ -126,43 +126,27 @@ def _feature_figures(plt, net, X, index, image_shape):
 
 
 def _write_figures(plt, net, X, image_shape, maps, reconstructions, index, out):
-    from .plotting import plot_cost_history, plot_feature_maps, plot_reconstructions
+    from .plotting import plot_cost_history
 
-    n_layers = len(net.filters_)
     figures = _feature_figures(plt, net, X, index, image_shape)
-    figures["reconstructions"] = plot_reconstructions(
-        X[index], [R[index] for R in reconstructions], image_shape=image_shape,
-        labels=[f"from layer {layer}" for layer in range(1, n_layers + 1)],
-        metric="relative_error",
-    )
-    for layer in (1, 2)[:n_layers]:
-        figures[f"feature_maps_layer{layer}"] = plot_feature_maps(
-            maps[layer - 1][index].ravel(), map_shape=net.layer_map_shapes_[layer - 1][1:],
-            title=f"layer {layer} unpooled maps of image {index}",
-        )
+    map_shapes = [shape[1:] for shape in net.layer_map_shapes_]
+    figures.update(layer_figures(
+        X, image_shape, maps, reconstructions, index, map_shapes, "unpooled maps"
+    ))
     ax = plt.figure(figsize=(5, 3.5), layout="constrained").add_subplot()
     for layer, history in enumerate(net.cost_history_, start=1):
         plot_cost_history(history, yscale="log", ax=ax)
         ax.lines[-1].set_label(f"layer {layer}")
     ax.legend()
     figures["cost_history"] = ax.figure
-    paths = []
-    for name, figure in figures.items():
-        paths.append(out / f"{name}.png")
-        figure.savefig(paths[-1], dpi=100)
-        plt.close(figure)
-    return paths
+    return save_figures(plt, figures, out)
 
 
 def run_adaptive(args, plt, load):
     """The job behind ``python -m skdeconv --model adaptive``; returns 0."""
     start = time.perf_counter()
     config = QUICK if args.quick else ADAPTIVE
-    dtype = np.float64 if args.float64 else np.float32
-    X, image_shape = load(args.dataset, config, dtype)
-    if not 0 <= args.image < len(X):
-        raise SystemExit(f"--image must be in 0..{len(X) - 1}, got {args.image}.")
-    args.out.mkdir(parents=True, exist_ok=True)
+    X, image_shape, dtype = job_data(args, config, load)
     net = AdaptiveDeconvNetwork(
         **config["network"], image_shape=image_shape, random_state=args.seed,
         verbose=int(not args.quiet),
@@ -186,7 +170,6 @@ def run_adaptive(args, plt, load):
         "total_seconds": time.perf_counter() - start, "layers": layers,
         "figures": [path.name for path in paths],
     }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     lines = [
         f"adaptive network, {args.dataset}: {len(X)} images of {tuple(image_shape)}, "
         f"{summary['dtype']}; fit {summary['fit_seconds']:.1f} s, evaluation "
@@ -197,7 +180,7 @@ def run_adaptive(args, plt, load):
         f"image), lmbda {layer['lmbda']:.4g}, fit {layer['fit_seconds']:.1f} s"
         for name, layer in layers.items()
     ]
-    (args.out / "summary.txt").write_text("\n".join(lines) + "\n")
+    write_summary(summary, lines, args.out)
     if not args.quiet:
         print("\n".join(lines + [f"Wrote {len(paths)} figures to {args.out}"]), flush=True)
     return 0

@@ -112,6 +112,11 @@ def make_connectivity(connectivity, n_filters, n_channels, random_state=None):
     g : ndarray of shape (n_filters, n_channels), dtype=bool
         The connectivity matrix.
 
+    See Also
+    --------
+    ConvSparseCoder : Takes the same ``connectivity`` values.
+    DeconvNetworkTransformer : Takes one ``connectivity`` per layer.
+
     Examples
     --------
     >>> from skdeconv import make_connectivity

@@ -7,7 +7,6 @@ from math import prod
 from numbers import Integral
 
 import numpy as np
-from scipy.signal import fftconvolve
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -16,14 +15,22 @@ from sklearn.base import (
     clone,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._coder import ConvSparseCoder
 from ._connectivity import _make_connectivity, layer_connectivity
-from ._geometry import check_filter_shape, check_image_shape
+from ._geometry import (
+    FLOAT_DTYPES,
+    check_filter_shape,
+    check_image_shape,
+    layer_number,
+    layer_numbers,
+)
+from ._network_projection import check_layer_maps, pixel_space_filters, project_maps
+from ._per_layer import per_layer_constraint, split_per_layer
 from ._warnings import DeadLayerWarning, single_convergence_warning, warn_user
 
 # Parameters given per layer: a tuple or list holds one entry per layer,
@@ -36,50 +43,9 @@ _LAYER_CONSTRAINTS = {
     name: ConvSparseCoder._parameter_constraints[name]
     for name in ("n_filters",) + _PER_LAYER
 }
-
-
 _LAYER_CONSTRAINTS["connectivity"] = [
     *_LAYER_CONSTRAINTS["connectivity"], StrOptions({"auto"})
 ]
-
-
-def split_per_layer(estimator, names, constraints):
-    """One dict per layer of ``n_filters`` and the per-layer parameters ``names``.
-
-    A tuple or list holds one entry per layer (as many as ``n_filters``
-    has); any other value is used for every layer.  Each layer's entries are
-    validated against ``constraints``; errors name the layer.
-    """
-    n_filters = estimator.n_filters
-    if not isinstance(n_filters, (tuple, list)):
-        n_filters = (n_filters,)
-    if not n_filters:
-        raise ValueError("n_filters must give at least one layer, got ().")
-    n_layers = len(n_filters)
-    columns = {"n_filters": n_filters}
-    for name in names:
-        value = getattr(estimator, name)
-        if not isinstance(value, (tuple, list)):
-            value = (value,) * n_layers
-        elif len(value) != n_layers:
-            raise ValueError(
-                f"{name}={value!r} has {len(value)} entries but n_filters="
-                f"{estimator.n_filters!r} defines {n_layers} layers; give one "
-                "entry per layer, or a value that is not a tuple or list "
-                "to use it for every layer."
-            )
-        columns[name] = value
-    layers = [dict(zip(columns, entries)) for entries in zip(*columns.values())]
-    for number, params in enumerate(layers, start=1):
-        validate_parameter_constraints(
-            constraints, params, f"{type(estimator).__name__} (layer {number})"
-        )
-    return layers
-
-
-def _per_layer_constraint(name):
-    """An entry's constraint, or a tuple/list of entries (one per layer)."""
-    return [*_LAYER_CONSTRAINTS[name], tuple, list]
 
 
 class _LayerMapsTransform:
@@ -114,7 +80,7 @@ class _LayerMapsTransform:
         if layers is None:
             *_, top = self._layer_maps(X_valid)
             return _wrap_data_with_container("transform", top, X, self)
-        numbers = self._layer_numbers(layers)
+        numbers = layer_numbers(layers, len(self.pipeline_))
         maps = list(islice(self._layer_maps(X_valid), max(numbers)))
         return [maps[number - 1] for number in numbers]
 
@@ -257,8 +223,8 @@ default='interleaved'
     """
 
     _parameter_constraints: dict = {
-        "n_filters": _per_layer_constraint("n_filters"),
-        **{name: _per_layer_constraint(name) for name in _PER_LAYER},
+        "n_filters": per_layer_constraint(_LAYER_CONSTRAINTS, "n_filters"),
+        **{name: per_layer_constraint(_LAYER_CONSTRAINTS, name) for name in _PER_LAYER},
         "image_shape": [None, tuple, list],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -352,7 +318,7 @@ default='interleaved'
         self : object
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, dtype=FLOAT_DTYPES)
         layer_params = self._layer_params()
         seeds = check_random_state(self.random_state).randint(
             np.iinfo(np.int32).max, size=len(layer_params)
@@ -395,40 +361,13 @@ default='interleaved'
     # ------------------------------------------------------------ inference
     def _check_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
 
     def _layer_maps(self, X):
         """Yield the maps of layer 1, 2, ... of validated X, bottom up."""
         for _, layer in self.pipeline_.steps:
             X = layer.transform(X)
             yield X
-
-    def _layer_number(self, layer, name="layer"):
-        """1-based number of ``layer`` (1..n_layers, or -n_layers..-1)."""
-        n_layers = len(self.pipeline_)
-        if (
-            not isinstance(layer, Integral)
-            or isinstance(layer, bool)
-            or not (1 <= abs(layer) <= n_layers)
-        ):
-            raise ValueError(
-                f"{name} must be a layer number in 1..{n_layers} (or -{n_layers}..-1 "
-                f"counting from the top) of the fitted network, got {layer!r}."
-            )
-        return int(layer) if layer > 0 else n_layers + 1 + int(layer)
-
-    def _layer_numbers(self, layers):
-        is_sequence = np.iterable(layers) and not isinstance(layers, str)
-        if not is_sequence or not len(layers):
-            raise ValueError(
-                f"layers must be a non-empty sequence of layer numbers, got {layers!r}."
-            )
-        return [self._layer_number(layer, "each entry of layers") for layer in layers]
-
-    def _project(self, maps, number):
-        for _, layer in reversed(self.pipeline_.steps[:number]):
-            maps = layer.inverse_transform(maps)
-        return maps
 
     def project(self, Z, layer=-1):
         """Project maps of one layer down to the input (pixel) space.
@@ -454,15 +393,8 @@ default='interleaved'
 
     def _project_input(self, Z, layer, input_name):
         check_is_fitted(self)
-        number = self._layer_number(layer)
-        Z = check_array(Z, dtype=[np.float64, np.float32], input_name=input_name)
-        shape = self.pipeline_[number - 1].feature_map_shape_
-        if Z.shape[1] != prod(shape):
-            raise ValueError(
-                f"{input_name} has {Z.shape[1]} features, but the maps of layer "
-                f"{number} have {shape} = {prod(shape)} features."
-            )
-        return self._project(Z, number)
+        Z, number = check_layer_maps(self.pipeline_, Z, layer, input_name)
+        return project_maps(self.pipeline_, Z, number)
 
     def inverse_transform(self, X):
         """Project top-layer maps down to the input space.
@@ -503,16 +435,11 @@ default='interleaved'
             the receptive field grows by ``filter_shape - 1`` per layer.
         """
         check_is_fitted(self)
-        number = self._layer_number(layer)
-        projected = None
-        for _, coder in self.pipeline_.steps[:number]:
-            filters = coder.filters_ * coder.input_scale_
-            projected = filters if projected is None else _compose(filters, projected)
-        return projected
+        return pixel_space_filters(self.pipeline_, layer_number(layer, len(self.pipeline_)))
 
     @single_convergence_warning
     def score(self, X, y=None):
-        """Minus the mean squared error of X's reconstruction from the top layer.
+        """Return minus the mean squared error of X's reconstruction from the top layer.
 
         The reconstruction is ``inverse_transform(transform(X))``; the score
         is ``-mean((X - reconstruction) ** 2)`` over all samples and
@@ -534,7 +461,7 @@ default='interleaved'
         """
         X = self._check_input(X)
         *_, top = self._layer_maps(X)
-        reconstruction = self._project(top, len(self.pipeline_))
+        reconstruction = project_maps(self.pipeline_, top, len(self.pipeline_))
         return -float(np.mean((X - reconstruction) ** 2))
 
     def __sklearn_tags__(self):
@@ -550,15 +477,3 @@ def _reissue(caught, where):
         if issubclass(message.category, DeadLayerWarning):
             text = f"{where}: {text.split(': ', 1)[-1]}"
         warn_user(text, message.category)
-
-
-def _compose(upper, lower):
-    """Pixel-space filters of ``upper`` (K, C, *h) over ``lower`` (C, C0, *r).
-
-    ``out[k, i] = sum_c upper[k, c] *full lower[c, i]``, shape
-    (K, C0, *(h + r - 1)).
-    """
-    n_axes = upper.ndim - 2
-    axes = tuple(range(3, 3 + n_axes))
-    planes = fftconvolve(upper[:, :, None], lower[None], axes=axes)
-    return planes.sum(axis=1)

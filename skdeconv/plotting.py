@@ -14,128 +14,29 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_params,
 )
-from sklearn.utils.validation import check_is_fitted
 
-_TITLE_FONTSIZE = 8
+from ._plot_helpers import (
+    COMMON_CONSTRAINTS,
+    as_panel,
+    cost_histories,
+    draw_grid,
+    filters_of,
+    near_square_ncols,
+    pyplot,
+    quality_line,
+    tile_limits,
+)
 
-
-def _pyplot(caller):
-    """Import matplotlib.pyplot, or say how to install it."""
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError(
-            f"{caller} requires matplotlib: pip install 'skdeconv[plot]'"
-        ) from exc
-    return plt
-
-
-def _new_figure(plt, fig, nrows, ncols, title, tile_inches):
-    """Return ``fig`` or a new figure sized for an ``nrows`` x ``ncols`` grid."""
-    if fig is None:
-        extra = 0.4 if title else 0.0
-        fig = plt.figure(
-            figsize=(tile_inches * ncols, tile_inches * nrows + extra),
-            layout="constrained",
-        )
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def _as_panel(x, n_channels, spatial_shape):
-    """Shape one flattened sample for display.
-
-    1-D signals give ``(n_channels, length)`` (one line per channel); 2-D
-    images give ``(H, W)`` for one channel, ``(H, W, 3)`` for three and the
-    channel mean ``(H, W)`` otherwise.
-    """
-    x = np.reshape(x, (n_channels, *spatial_shape))
-    if len(spatial_shape) == 1:
-        return x
-    if n_channels == 1:
-        return x[0]
-    if n_channels == 3:
-        return np.moveaxis(x, 0, -1)
-    return x.mean(axis=0)
-
-
-def _limits(tiles, normalize):
-    """Display range ``(low, high)`` of every tile: its own or a shared one."""
-    if normalize == "all":
-        shared = (min(t.min() for t in tiles), max(t.max() for t in tiles))
-        return [shared] * len(tiles)
-    return [(t.min(), t.max()) for t in tiles]
-
-
-def _draw_tile(ax, tile, low, high, cmap, lines):
-    """Draw one tile: line plots for 1-D data, an image otherwise."""
-    if lines:
-        ax.plot(np.atleast_2d(tile).T, linewidth=1)
-        if high > low:
-            margin = 0.05 * (high - low)
-            ax.set_ylim(low - margin, high + margin)
-        ax.tick_params(labelsize=6)
-    elif tile.ndim == 3:
-        scaled = (tile - low) / (high - low) if high > low else tile * 0.0
-        ax.imshow(np.clip(scaled, 0.0, 1.0), interpolation="nearest")
-        ax.set_axis_off()
-    else:
-        ax.imshow(tile, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
-        ax.set_axis_off()
-
-
-def _draw_grid(
-    plt, tiles, titles, limits, *, lines, ncols, cmap, title, fig, tile_inches=1.3
-):
-    """Draw ``tiles`` row by row on a grid with ``ncols`` columns.
-
-    Grid cells left over after the last tile are removed, so the figure has
-    exactly one axes per tile.
-    """
-    ncols = min(ncols, len(tiles))
-    nrows = -(-len(tiles) // ncols)
-    fig = _new_figure(plt, fig, nrows, ncols, title, tile_inches)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, tile, tile_title, (low, high) in zip(axes, tiles, titles, limits):
-        _draw_tile(ax, tile, low, high, cmap, lines)
-        ax.set_title(tile_title, fontsize=_TITLE_FONTSIZE)
-    for ax in axes[len(tiles) :]:
-        ax.remove()
-    return fig
-
-
-def _default_ncols(n_tiles):
-    return int(np.ceil(np.sqrt(n_tiles)))
-
-
-def _filters_of(filters, layer):
-    """Filters array of ``filters``: an array or a fitted estimator."""
-    if hasattr(filters, "project_filters"):
-        return filters.project_filters(-1 if layer is None else layer)
-    if layer is not None:
-        raise ValueError(
-            "layer applies only to an estimator with project_filters, such as "
-            f"DeconvNetworkTransformer; got layer={layer!r} with "
-            f"{type(filters).__name__}."
-        )
-    if hasattr(filters, "get_params"):
-        check_is_fitted(filters, "filters_")
-        return filters.filters_
-    return filters
-
-
-_COMMON = {
-    "ncols": [Interval(Integral, 1, None, closed="left"), None],
-    "title": [str, None],
-    "normalize": [StrOptions({"each", "all"})],
-    "cmap": "no_validation",
-    "fig": [HasMethods(["subplots", "suptitle"]), None],
-}
+__all__ = [
+    "plot_cost_history",
+    "plot_feature_maps",
+    "plot_filters",
+    "plot_reconstructions",
+]
 
 
 @validate_params(
-    {"filters": "no_validation", "layer": [Integral, None], **_COMMON},
+    {"filters": "no_validation", "layer": [Integral, None], **COMMON_CONSTRAINTS},
     prefer_skip_nested_validation=True,
 )
 def plot_filters(
@@ -149,6 +50,9 @@ def plot_filters(
     fig=None,
 ):
     """Show a bank of filters as a grid of tiles.
+
+    Every filter (or filter plane) is one tile, drawn as an image for 2-D
+    filters and as a line plot for 1-D ones; see ``filters`` for the layouts.
 
     Parameters
     ----------
@@ -202,6 +106,11 @@ def plot_filters(
     fig : matplotlib.figure.Figure
         The figure, with one axes per tile.
 
+    See Also
+    --------
+    plot_feature_maps : The maps of one sample.
+    plot_reconstructions : An input beside its reconstructions.
+
     Examples
     --------
     >>> import matplotlib
@@ -215,8 +124,8 @@ def plot_filters(
     >>> fig.axes[0].images[0].get_array().shape
     (7, 7)
     """
-    plt = _pyplot("plot_filters")
-    filters = np.asarray(_filters_of(filters, layer), dtype=float)
+    plt = pyplot("plot_filters")
+    filters = np.asarray(filters_of(filters, layer), dtype=float)
     if filters.ndim not in (3, 4):
         raise ValueError(
             "filters must have shape (n_filters, n_channels, *filter_shape) "
@@ -229,14 +138,14 @@ def plot_filters(
         titles = [f"{k}, c{c}" for k in range(n_filters) for c in range(n_channels)]
         default_ncols = n_channels
     else:
-        tiles = [_as_panel(f, n_channels, spatial) for f in filters]
+        tiles = [as_panel(f, n_channels, spatial) for f in filters]
         titles = [str(k) for k in range(n_filters)]
-        default_ncols = _default_ncols(n_filters)
-    return _draw_grid(
+        default_ncols = near_square_ncols(n_filters)
+    return draw_grid(
         plt,
         tiles,
         titles,
-        _limits(tiles, normalize),
+        tile_limits(tiles, normalize),
         lines=len(spatial) == 1,
         ncols=ncols or default_ncols,
         cmap=cmap,
@@ -250,7 +159,7 @@ def plot_filters(
         "maps": ["array-like"],
         "map_shape": [tuple, Integral],
         "max_maps": [Interval(Integral, 1, None, closed="left")],
-        **_COMMON,
+        **COMMON_CONSTRAINTS,
     },
     prefer_skip_nested_validation=True,
 )
@@ -266,6 +175,9 @@ def plot_feature_maps(
     fig=None,
 ):
     """Show the feature maps of one sample.
+
+    Every map is one tile: an image for 2-D maps, a line plot for 1-D ones.
+    Sparse maps are mostly zero: the tiles show where each filter is used.
 
     Parameters
     ----------
@@ -303,6 +215,11 @@ def plot_feature_maps(
     fig : matplotlib.figure.Figure
         The figure, with one axes per shown map.
 
+    See Also
+    --------
+    plot_filters : The filters that synthesise the input from these maps.
+    skdeconv.preprocessing.rows_to_images : Rows of maps as an array of maps.
+
     Examples
     --------
     >>> import matplotlib
@@ -314,7 +231,7 @@ def plot_feature_maps(
     >>> [ax.get_title() for ax in fig.axes]
     ['map 0', 'map 1', 'map 2', 'map 3']
     """
-    plt = _pyplot("plot_feature_maps")
+    plt = pyplot("plot_feature_maps")
     map_shape = tuple(np.atleast_1d(map_shape).tolist())
     maps = np.asarray(maps, dtype=float)
     map_size = int(np.prod(map_shape))
@@ -326,26 +243,17 @@ def plot_feature_maps(
             f"got shape {maps.shape}."
         )
     tiles = list(maps.reshape(-1, *map_shape)[:max_maps])
-    return _draw_grid(
+    return draw_grid(
         plt,
         tiles,
         [f"map {k}" for k in range(len(tiles))],
-        _limits(tiles, normalize),
+        tile_limits(tiles, normalize),
         lines=len(map_shape) == 1,
-        ncols=ncols or _default_ncols(len(tiles)),
+        ncols=ncols or near_square_ncols(len(tiles)),
         cmap=cmap,
         title=title,
         fig=fig,
     )
-
-
-def _quality(x, reference, metric):
-    """Title line comparing ``x`` with ``reference``."""
-    error, norm = np.linalg.norm(x - reference), np.linalg.norm(reference)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if metric == "relative_error":
-            return f"rel. error {error / norm:.3f}"
-        return f"SNR {20 * np.log10(norm / error):.1f} dB"
 
 
 @validate_params(
@@ -373,6 +281,9 @@ def plot_reconstructions(
     fig=None,
 ):
     """Show an input beside its reconstructions, with their quality.
+
+    One panel for the input, then one per reconstruction, titled with its
+    signal-to-noise ratio or relative error against ``reference``.
 
     Parameters
     ----------
@@ -421,6 +332,11 @@ def plot_reconstructions(
     fig : matplotlib.figure.Figure
         The figure, with one axes for the input and one per reconstruction.
 
+    See Also
+    --------
+    plot_feature_maps : The maps the reconstructions are made from.
+    plot_cost_history : The training objective per epoch.
+
     Examples
     --------
     >>> import matplotlib
@@ -433,7 +349,7 @@ def plot_reconstructions(
     layer 1
     SNR 20.0 dB
     """
-    plt = _pyplot("plot_reconstructions")
+    plt = pyplot("plot_reconstructions")
     image = np.asarray(image, dtype=float)
     show_input_quality = reference is not None
     reference = image if reference is None else np.asarray(reference, dtype=float)
@@ -464,16 +380,16 @@ def plot_reconstructions(
         )
     input_title = "input"
     if show_input_quality:
-        input_title += "\n" + _quality(image.ravel(), reference, metric)
+        input_title += "\n" + quality_line(image.ravel(), reference, metric)
     titles = [input_title] + [
-        f"{label}\n{_quality(x, reference, metric)}"
+        f"{label}\n{quality_line(x, reference, metric)}"
         for label, x in zip(labels, reconstructions)
     ]
     tiles = [
-        _as_panel(x, n_channels, image_shape)
+        as_panel(x, n_channels, image_shape)
         for x in (image.ravel(), *reconstructions)
     ]
-    return _draw_grid(
+    return draw_grid(
         plt,
         tiles,
         titles,
@@ -487,26 +403,6 @@ def plot_reconstructions(
     )
 
 
-def _cost_histories(cost_history):
-    """``{label: 1-D history}`` of an array, a coder or a network."""
-    if hasattr(cost_history, "pipeline_"):
-        layers = cost_history.pipeline_
-        return {
-            f"layer {i + 1}": np.ravel(layers[i].cost_history_)
-            for i in range(len(layers))
-        }
-    if hasattr(cost_history, "get_params"):
-        check_is_fitted(cost_history, "cost_history_")
-        cost_history = cost_history.cost_history_
-    history = np.asarray(cost_history, dtype=float)
-    if history.ndim != 1:
-        raise ValueError(
-            f"cost_history must be 1-D (one value per epoch); got shape "
-            f"{history.shape}."
-        )
-    return {None: history}
-
-
 @validate_params(
     {
         "cost_history": "no_validation",
@@ -518,6 +414,9 @@ def _cost_histories(cost_history):
 )
 def plot_cost_history(cost_history, *, yscale="linear", title=None, ax=None):
     """Plot the training objective per epoch.
+
+    One line per fitted layer, so that one can see whether every layer's
+    cost has flattened out (more epochs are needed where it has not).
 
     Parameters
     ----------
@@ -542,6 +441,10 @@ def plot_cost_history(cost_history, *, yscale="linear", title=None, ax=None):
     fig : matplotlib.figure.Figure
         The figure of the axes.
 
+    See Also
+    --------
+    plot_reconstructions : What the trained model reconstructs.
+
     Examples
     --------
     >>> import matplotlib
@@ -551,8 +454,8 @@ def plot_cost_history(cost_history, *, yscale="linear", title=None, ax=None):
     >>> fig.axes[0].lines[0].get_xdata().tolist()
     [1, 2, 3, 4]
     """
-    plt = _pyplot("plot_cost_history")
-    histories = _cost_histories(cost_history)
+    plt = pyplot("plot_cost_history")
+    histories = cost_histories(cost_history)
     if ax is None:
         ax = plt.figure(figsize=(5, 3.5), layout="constrained").add_subplot()
     for label, history in histories.items():

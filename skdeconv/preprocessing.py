@@ -17,7 +17,7 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import validate_data
 
-from ._geometry import infer_n_channels, positive_int_tuple
+from ._geometry import FLOAT_DTYPES, infer_n_channels, positive_int_tuple
 
 __all__ = [
     "LocalContrastNormalizer",
@@ -25,9 +25,6 @@ __all__ = [
     "local_contrast_normalize",
     "rows_to_images",
 ]
-
-_FLOAT_DTYPES = [np.float64, np.float32]
-
 
 def _check_image_shape(image_shape):
     """Return ``image_shape`` as a tuple of positive ints (an int means 1-D)."""
@@ -54,6 +51,9 @@ def _check_channel_axis(channel_axis, ndim):
 
 def images_to_rows(images, *, channel_axis=None):
     """Flatten a stack of images (or signals) into the rows skdeconv expects.
+
+    Estimators take 2-D ``X`` only; this helper moves the channel axis first
+    and flattens every sample in C order. :func:`rows_to_images` inverts it.
 
     Parameters
     ----------
@@ -106,6 +106,9 @@ def images_to_rows(images, *, channel_axis=None):
 
 def rows_to_images(X, image_shape, *, channel_axis=None):
     """Reshape rows of flattened images back into a stack of images.
+
+    The inverse of :func:`images_to_rows`; also shapes the rows of feature
+    maps of ``transform`` into an array of maps.
 
     Parameters
     ----------
@@ -264,8 +267,8 @@ def local_contrast_normalize(
     Returns
     -------
     normalized : ndarray of the shape of ``images``
-        float32 if ``images`` is float32, float64 otherwise; every plane has
-        zero mean.
+        In float32 if ``images`` is float32, float64 otherwise; every plane
+        has zero mean.
 
     See Also
     --------
@@ -284,7 +287,7 @@ def local_contrast_normalize(
     True
     """
     images = check_array(
-        images, allow_nd=True, dtype=_FLOAT_DTYPES, input_name="images"
+        images, allow_nd=True, dtype=FLOAT_DTYPES, input_name="images"
     )
     X = images_to_rows(images, channel_axis=channel_axis)
     spatial_shape = images.shape[1:]
@@ -332,9 +335,9 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstima
         Standard deviation of the Gaussian window, in pixels.  The authors'
         toolbox (and Jarrett et al., 2009) use ``kernel_size=5,
         sigma=1.591``; that narrow window keeps mostly pixel-scale detail and
-        7x7 filters learned on it come out speckled (on the fruit images,
-        2 of 9 edge-like against 9 of 9 with the defaults here; see the user
-        guide, "Preparing your own images").
+        7x7 filters learned on it come out speckled (the user guide,
+        "Preparing your own images", counts the edge-like filters learned
+        with each window).
 
     std_floor : {"mean", "median"} or float, default="mean"
         Lower bound of the local standard deviation, so flat regions are not
@@ -418,7 +421,7 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstima
             The transformer.
         """
         self._validate_params()
-        validate_data(self, X, dtype=_FLOAT_DTYPES)
+        validate_data(self, X, dtype=FLOAT_DTYPES)
         return self
 
     def transform(self, X):
@@ -435,7 +438,7 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstima
             Normalised rows; float32 if ``X`` is float32, float64 otherwise.
         """
         self._validate_params()
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
         image_shape = (
             (X.shape[1],)
             if self.image_shape is None

@@ -14,13 +14,13 @@ from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skdeconv.datasets import load_image_folder
 from skdeconv.pooling import (
     BagOfWordsPyramid,
     DenseMapDescriptors,
     PyramidPooledMaps,
     SpatialPyramidPooling,
     intersection_kernel,
-    load_image_folder,
     spatial_pyramid_pool,
 )
 
@@ -274,12 +274,12 @@ def test_intersection_kernel_matches_brute_force():
 
 
 def test_intersection_kernel_chunks(monkeypatch):
-    import skdeconv.pooling as pooling
+    from skdeconv.pooling import _kernels
 
     rng = np.random.RandomState(7)
     A, B = rng.rand(9, 4), rng.rand(6, 4)
     expected = intersection_kernel(A, B)
-    monkeypatch.setattr(pooling, "_KERNEL_CHUNK_ELEMENTS", 30)  # one row per chunk
+    monkeypatch.setattr(_kernels, "_KERNEL_CHUNK_ELEMENTS", 30)  # one row per chunk
     assert_array_equal(intersection_kernel(A, B), expected)
 
 
@@ -349,7 +349,7 @@ def test_dense_map_descriptors_layers_from_the_top():
 @pytest.mark.parametrize(
     "network, params, message",
     [
-        (FakeNetwork((18, 18)), {"layers": (3,)}, r"layers must hold layer numbers in 1\.\.2"),
+        (FakeNetwork((18, 18)), {"layers": (3,)}, r"layers must be a layer number in 1\.\.2"),
         (FakeNetwork((12, 18)), {}, r"patch_size=16 is larger than the images of shape \(12,"),
         (FakeNetwork((18, 18)), {"grid": 17}, "grid=17 cells per side do not fit"),
         (FakeNetwork((324,)), {}, r"set image_shape=\(H, W\) on the network"),
@@ -439,6 +439,13 @@ def test_load_image_folder(tmp_path):
     assert images[0, -1].mean() > 0.8 > 0.2 > images[0, 0].mean()  # bright bottom rows
     rgb, _, _ = load_image_folder(tmp_path, image_size=(5, 6), as_gray=False)
     assert rgb.shape == (8, 5, 6, 3)
+
+
+def test_load_image_folder_keeps_its_old_place():
+    import skdeconv.pooling
+
+    assert skdeconv.pooling.load_image_folder is load_image_folder
+    assert "load_image_folder" in skdeconv.pooling.__all__
 
 
 def test_load_image_folder_errors(tmp_path):

@@ -14,13 +14,13 @@ from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdeconv import ConvSparseCoder, DeconvNetworkTransformer
+from skdeconv.datasets import load_image_folder
 from skdeconv.pooling import (
     BagOfWordsPyramid,
     DenseMapDescriptors,
     PyramidPooledMaps,
     SpatialPyramidPooling,
     intersection_kernel,
-    load_image_folder,
 )
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "caltech101_protocol.py"

@@ -49,6 +49,11 @@ def load_zeiler2010(subset="fruit", *, as_gray=False, dtype=np.float64):
         last axis holds the R, G, B channels unless ``as_gray`` is True. Use
         :func:`skdeconv.preprocessing.images_to_rows` to obtain estimator input.
 
+    See Also
+    --------
+    load_image_folder : Load one's own folder-per-class image tree.
+    skdeconv.preprocessing.images_to_rows : Images as the rows estimators take.
+
     Examples
     --------
     >>> from skdeconv.datasets import load_zeiler2010
