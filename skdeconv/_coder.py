@@ -23,7 +23,7 @@ from ._encode import (
     _reconstruct,
     warn_not_converged,
 )
-from ._learning import FIT_ALGORITHMS, _learn_filters, check_fit_algorithm, init_filters
+from ._learning import FIT_ALGORITHMS, check_fit_algorithm, init_filters, learn_filters
 from ._lmbda import scale_free_weights
 from ._warnings import DeadLayerWarning, single_convergence_warning, warn_user
 from ._geometry import check_filter_shape, check_image_shape, map_shape_of
@@ -328,6 +328,11 @@ default=None
         self : object
             The fitted estimator.
         """
+        self._fit(X)
+        return self
+
+    def _fit(self, X, return_maps=False, warn_dead=True):
+        """Fit on X; the maps of the training samples if ``return_maps``."""
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         check_fit_algorithm(self.fit_algorithm, self.solver)
         rng = check_random_state(self.random_state)
@@ -335,18 +340,24 @@ default=None
         Y = self._images(X)
         check_fit_memory(self.fit_algorithm, self.solver, Y, filters)
         self._set_lmbda(Y, filters)
-        maps, self.filters_, self.cost_history_, converged = _learn_filters(
+        maps, self.filters_, self.cost_history_, converged = learn_filters(
             Y, filters, self.connectivity_, fit_algorithm=self.fit_algorithm,
             lmbda=self.lmbda_, p=self.p, solver=self.solver, max_iter=self.max_iter,
             tol=self.tol, n_epochs=self.n_epochs, n_jobs=self.n_jobs, verbose=self.verbose,
-            batch_size=self.batch_size, random_state=rng, return_maps=False,
+            batch_size=self.batch_size, random_state=rng, return_maps=return_maps,
         )
         warn_not_converged(converged, self.tol, self.max_iter, " in the last epoch")
         self.n_iter_ = len(self.cost_history_)
-        self._warn_if_dead(Y, filters, maps)
+        if warn_dead:
+            self._warn_if_dead(Y, filters, maps)
         self._statistics = OnlineStatistics(self.connectivity_, self.filters_.shape[2:])
         self.n_steps_ = 0
-        return self
+        return maps
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit_with_maps(self, X):
+        """Fit and return the maps of X (for :func:`conv_dict_learning`)."""
+        return self._fit(X, return_maps=True, warn_dead=False)
 
     @single_convergence_warning
     @_fit_context(prefer_skip_nested_validation=True)
@@ -408,7 +419,8 @@ default=None
         Y = self._images(X)
         maps, _, converged = _encode(
             Y, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
-            self.lmbda_, self.p, self.solver, self.max_iter, self.tol, None, self.n_jobs,
+            lmbda=self.lmbda_, p=self.p, solver=self.solver, max_iter=self.max_iter,
+            tol=self.tol, n_jobs=self.n_jobs,
         )
         warn_not_converged(converged, self.tol, self.max_iter)
         return Y, maps

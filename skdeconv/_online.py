@@ -264,8 +264,8 @@ def online_step(statistics, Y, filters, connectivity, *, lmbda, p, solver, max_i
     inference reached ``tol`` within ``min(max_iter, ONLINE_MAX_ITER)``.
     """
     maps, _, converged = _encode(
-        Y, filters, connectivity, lmbda, p, solver, min(max_iter, ONLINE_MAX_ITER), tol,
-        None, n_jobs,
+        Y, filters, connectivity, lmbda=lmbda, p=p, solver=solver,
+        max_iter=min(max_iter, ONLINE_MAX_ITER), tol=tol, n_jobs=n_jobs,
     )
     statistics.update(maps, Y)
     filters = statistics.solve(filters).astype(filters.dtype, copy=False)
@@ -329,7 +329,8 @@ def learn_online(
     maps = None
     if return_maps:
         maps, _, _ = _encode(
-            Y, filters, connectivity, lmbda, p, solver, max_iter, tol, None, n_jobs
+            Y, filters, connectivity, lmbda=lmbda, p=p, solver=solver, max_iter=max_iter,
+            tol=tol, n_jobs=n_jobs,
         )
     return maps, filters, np.asarray(history), np.ones(n_samples, dtype=bool)
 
