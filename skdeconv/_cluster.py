@@ -25,8 +25,8 @@ A worker lost mid-fit loses its chunks' states; the scheduler recomputes them
 from their lineage (the start task and every epoch's task, whose arguments are
 filters), so the fit finishes with the same filters.  The result equals the
 joblib learner's up to the order of a sum: each chunk's gradient is brought
-back to filter size (an inverse FFT) before the chunks are summed (1e-13
-relative in float64).
+back to filter size (an inverse FFT) before the chunks are summed (equal to
+rounding in float64; tests/test_distributed.py checks 1e-12).
 
 Nothing here imports dask: the client comes from joblib's active backend.
 """

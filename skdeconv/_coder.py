@@ -88,9 +88,8 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         time.
     tol : float, default=1e-3
         Relative change of a sample's maps that stops its inference (for
-        'admm': its relative primal and dual residuals).  On the fruit images
-        (lambda = 1) 1e-3 stops FISTA within ~150 iterations at a cost 5e-6
-        above the optimum.
+        'admm': its relative primal and dual residuals).  The default is
+        close to the optimum for the features (see the performance page).
     n_epochs : int, default=100
         Epochs of ``fit``: passes over the samples, each ending with a filter
         update.
@@ -112,8 +111,8 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         :func:`conv_dict_learning` and the "large data sets and clusters"
         page of the documentation.
     batch_size : int, default=10
-        Crops per mini-batch of ``fit_algorithm='online'``.  (``partial_fit``
-        takes the mini-batches it is given.)
+        Crops per mini-batch of ``fit_algorithm='online'``; ``partial_fit``
+        takes the mini-batches it is given.
     filters_init : array-like of shape (n_filters, n_channels, *filter_shape), \
 default=None
         Initial filters; random normal planes when None.
@@ -258,8 +257,9 @@ default=None
         )
         self._n_features_out = prod(self.feature_map_shape_)
         return init_filters(
-            self.filters_init, self.n_filters, self.n_channels_, filter_shape,
-            self.connectivity_, rng, X.dtype,
+            self.filters_init, n_filters=self.n_filters, n_channels=self.n_channels_,
+            filter_shape=filter_shape, connectivity=self.connectivity_, random_state=rng,
+            dtype=X.dtype,
         )
 
     def _fit_input_scale(self, X):
@@ -476,7 +476,7 @@ default=None
 
     @single_convergence_warning
     def score(self, X, y=None):
-        """Minus the mean per-sample cost of X's inferred maps (higher is better).
+        """Return minus the mean per-sample cost of X's inferred maps (higher is better).
 
         The cost is the model's objective ``lambda/2 ||F z - y||^2 + |z|_p^p``
         at the inferred maps.  It grows with ``lmbda``, so comparing models
@@ -498,7 +498,7 @@ default=None
         Y, maps = self._infer(X)
         costs = _costs(
             Y, maps, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
-            self.lmbda_, self.p, self.n_jobs,
+            lmbda=self.lmbda_, p=self.p, n_jobs=self.n_jobs,
         )
         return -float(costs.mean())
 

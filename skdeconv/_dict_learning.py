@@ -35,15 +35,29 @@ def conv_dict_learning(
         Number of feature maps ``K``.
     filter_shape : int or tuple of int
         Spatial filter shape (an int is used on every axis).
-    image_shape, connectivity, lmbda, p, solver, n_jobs
-        As in :func:`conv_sparse_encode`.  With 'interleaved', ``solver='auto'``
-        runs one solver for the whole fit: the choice of most training samples
-        at the initial filters, and 'fista' for inputs of more than 8
-        channels; with
-        'alternating' it chooses per sample at every epoch.
-    max_iter, tol
-        As in :func:`conv_sparse_encode`, for the map inference of each
-        epoch of ``fit_algorithm='alternating'``; not used by 'interleaved'.
+    image_shape : tuple of int, default=None
+        Spatial shape of each channel; ``None`` means 1-D signals of length
+        ``n_features``.
+    connectivity : {None, 'full', 'singles_and_pairs', 'random_pairs', \
+'random_<m>'} or array-like of shape (n_filters, n_channels), default=None
+        Which (map, channel) planes exist; see :func:`make_connectivity`.
+    lmbda : float or 'auto', default=1.0
+        Weight of the reconstruction term; see :class:`ConvSparseCoder`.
+    p : float in (0, 1], default=1.0
+        Exponent of the sparsity penalty.
+    solver : {'auto', 'fista', 'admm', 'continuation'}, default='auto'
+        Map solver, as in :func:`conv_sparse_encode`.  With 'interleaved',
+        'auto' runs one solver for the whole fit: the choice of most
+        training samples at the initial filters, and 'fista' for inputs of
+        more than 8 channels; with 'alternating' it chooses per sample at
+        every epoch.
+    max_iter : int, default=200
+        Iterations of map inference per sample in each epoch of
+        'alternating' (at most 50 per mini-batch for 'online'); not used by
+        'interleaved'.
+    tol : float, default=1e-3
+        Stopping tolerance of that map inference, as in
+        :func:`conv_sparse_encode`.
     n_epochs : int, default=100
         Epochs: passes over the samples, each ending with a filter update.
     fit_algorithm : {'interleaved', 'alternating', 'online'}, default='interleaved'
@@ -63,6 +77,8 @@ def conv_dict_learning(
     filters_init : array-like of shape (n_filters, n_channels, *filter_shape), \
 default=None
         Initial filters (projected to unit norm); random normal when None.
+    n_jobs : int, default=None
+        Joblib workers over chunks of samples.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial filters and random connectivity presets.
     verbose : int, default=0

@@ -61,7 +61,7 @@ def one_blas_thread():
     """Context manager limiting BLAS to one thread inside a joblib task.
 
     The controller lists the loaded libraries once per process; building one
-    per call (``threadpool_limits``) reads /proc/self/maps every time, ~1 ms.
+    per call (``threadpool_limits``) would read /proc/self/maps every time.
     """
     return _threadpool_controller().limit(limits=1, user_api="blas")
 
@@ -184,7 +184,7 @@ def _cost_chunk(arrays, lmbda, p):
         return objective(op, maps, Y, lmbda, p)
 
 
-def _costs(Y, maps, filters, connectivity, lmbda, p, n_jobs):
+def _costs(Y, maps, filters, connectivity, *, lmbda, p, n_jobs=None):
     """Per-sample cost lambda/2 ||F z - y||^2 + sum |z|^p; unvalidated."""
     slices = list(gen_even_slices(len(Y), min(len(Y), effective_n_jobs(n_jobs))))
     parts = Parallel(n_jobs=n_jobs)(

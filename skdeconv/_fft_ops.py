@@ -41,7 +41,7 @@ def _certify_below(grams, threshold):
     """Which Hermitian PSD ``grams`` (n, m, m) have all eigenvalues <= threshold.
 
     By a Cholesky factorisation of ``threshold I - G`` (positive definite
-    exactly then; a third of the time of ``eigvalsh``); numpy's batched
+    exactly then; cheaper than ``eigvalsh``); numpy's batched
     factorisation marks the failures with NaN.  False where unsure.
     """
     shifted = np.eye(grams.shape[-1], dtype=grams.dtype) * grams.dtype.type(threshold) - grams

@@ -174,9 +174,9 @@ def update_filters(filters, connectivity, maps, Y, n_steps, workers=1, rtol=1e-6
     unit-norm planes, with a step of 1 / L_c per input channel c.  Each step
     is monotone: the projection onto the sphere minimises the quadratic
     upper model of the cost.  Stops early once a step lowers the cost by
-    less than ``rtol`` relatively (``rtol=0``: never).  (The paper's conjugate gradient on the
-    unconstrained least squares followed by normalisation reached higher
-    costs here: 1166 vs 1134 on the fruit images after 20 epochs.)
+    less than ``rtol`` relatively (``rtol=0``: never).  (The paper's
+    conjugate gradient on the unconstrained least squares followed by
+    normalisation reached higher costs: see docs/performance.rst.)
 
     Parameters
     ----------

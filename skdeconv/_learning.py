@@ -81,7 +81,7 @@ def _learn_alternating(
     maps = np.zeros(
         (len(Y), len(filters)) + map_shape_of(Y.shape[2:], filters.shape[2:]), dtype=Y.dtype
     )
-    costs = _costs(Y, maps, filters, connectivity, lmbda, p, n_jobs)
+    costs = _costs(Y, maps, filters, connectivity, lmbda=lmbda, p=p, n_jobs=n_jobs)
     history = []
     start = time.perf_counter()
     for epoch in range(n_epochs):
@@ -89,17 +89,19 @@ def _learn_alternating(
             Y, filters, connectivity, lmbda=lmbda, p=p, solver=solver, max_iter=max_iter,
             tol=tol, init=maps, n_jobs=n_jobs,
         )
-        new_costs = _costs(Y, new_maps, filters, connectivity, lmbda, p, n_jobs)
+        new_costs = _costs(Y, new_maps, filters, connectivity, lmbda=lmbda, p=p, n_jobs=n_jobs)
         better = new_costs <= costs
         maps = np.where(better.reshape((-1,) + (1,) * (maps.ndim - 1)), new_maps, maps)
         filters = update_filters(filters, connectivity, maps, Y, FILTER_STEPS_PER_EPOCH)
-        costs = _costs(Y, maps, filters, connectivity, lmbda, p, n_jobs)
+        costs = _costs(Y, maps, filters, connectivity, lmbda=lmbda, p=p, n_jobs=n_jobs)
         history.append(float(costs.mean()))
         report_epoch(verbose, epoch, n_epochs, history[-1], start)
     return maps, filters, np.asarray(history), converged
 
 
-def init_filters(filters_init, n_filters, n_channels, filter_shape, connectivity, random_state, dtype):
+def init_filters(
+    filters_init, *, n_filters, n_channels, filter_shape, connectivity, random_state, dtype,
+):
     """Validated initial filters: given ones projected, or random unit planes."""
     if filters_init is None:
         return random_filters(

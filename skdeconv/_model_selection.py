@@ -10,7 +10,7 @@ from ._warnings import single_convergence_warning
 
 @single_convergence_warning
 def heldout_pixel_score(estimator, X, y=None, *, fraction=0.2, random_state=0):
-    """Minus the relative error of a fitted coder on hidden pixels.
+    """Score a fitted coder by minus its relative error on hidden pixels.
 
     A random ``fraction`` of the pixels of every sample is hidden; the maps
     are inferred from the visible pixels only (:func:`conv_sparse_encode`

@@ -78,7 +78,7 @@ def fista_iteration(op, lmbda, p, step, state, representation=None, points=None)
         )[: len(y)]
     x_new = op.gradient_point(represented, residual, out=points)
     t_new, weight = momentum(state["t"], False)  # restarts are known after the update
-    dots = _shrink_and_extrapolate(x_new, x, y, step, p, weight)
+    dots = shrink_and_extrapolate(x_new, x, y, step, p, weight)
     y_new = x  # the previous iterate's array now holds the extrapolation
     restart = dots[0] > dots[1]
     if restart.any():  # no momentum: y = x and t starts again from 1
@@ -88,7 +88,7 @@ def fista_iteration(op, lmbda, p, step, state, representation=None, points=None)
     return np.sqrt(dots[2]), np.sqrt(dots[3])
 
 
-def _shrink_and_extrapolate(point, x, y, step, p, weight):
+def shrink_and_extrapolate(point, x, y, step, p, weight):
     """FISTA's update after the gradient step, in place and fused over blocks.
 
     ``point`` becomes the new iterate ``x_new = shrink(point)`` and ``x``
