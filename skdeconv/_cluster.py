@@ -37,18 +37,18 @@ import uuid
 
 import numpy as np
 
-from ._encode import one_blas_thread, precompute_for
+from ._parallel import one_blas_thread
 from ._fft_ops import ConvOperator
 from ._filters import MomentumFilterSteps, correlations_to_gradient
 from ._interleaved import (
     advance_chunk,
     chunk_data_terms,
-    chunk_slices,
+    interleaved_chunks,
     report_epoch,
     scaled_problem,
     start_chunk,
 )
-from ._solvers import make_solver
+from ._solvers import make_solver, precompute_for
 
 
 def active_dask_client():
@@ -141,7 +141,7 @@ def learn_interleaved_on_cluster(
     """
     Y, lmbda, scale = scaled_problem(Y, lmbda, p)
     method = make_solver(solver, lmbda=lmbda, p=p)
-    slices = chunk_slices(Y, filters, ConvOperator(filters, connectivity, Y.shape[2:]))
+    slices = interleaved_chunks(Y, filters, ConvOperator(filters, connectivity, Y.shape[2:]))
     steps = MomentumFilterSteps(filters, connectivity)
     submit = _Submitter(client)
     chunks = [

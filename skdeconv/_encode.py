@@ -4,7 +4,6 @@ They validate their arguments and dispatch chunks of samples to joblib
 workers; the estimators in ``_coder.py`` are thin layers over them.
 """
 
-from functools import cache
 from math import prod
 from numbers import Integral, Real
 
@@ -13,25 +12,17 @@ from joblib import effective_n_jobs
 from sklearn.utils import check_array, gen_even_slices
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import ThreadpoolController
 
 from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
 from ._fft_ops import ConvOperator
 from ._geometry import check_image_shape, map_shape_of
 from ._operators import MaskedOperator
-from ._solvers import (
-    SOLVERS,
-    auto_solvers,
-    check_supported,
-    objective,
-    solve,
-    solver_class,
-)
+from ._parallel import chunk_slices, one_blas_thread
+from ._solvers import SOLVERS, auto_solvers, objective, precompute_for, solve
 from ._warnings import report_not_converged, single_convergence_warning
 
-# Bytes of working memory one chunk of samples may use (about 12 arrays of
-# the size of the maps' spectra live at once inside a solver).
-_CHUNK_BYTES = 2**25
+# Arrays of the size of the maps' spectra that live at once inside a solver
+# (the chunks' memory budget is _parallel.CHUNK_BYTES).
 _WORKING_ARRAYS = 12
 
 _SHAPE_CONSTRAINT = [Interval(Integral, 1, None, closed="left"), tuple, list]
@@ -52,27 +43,6 @@ def check_filters(filters, n_channels, n_axes, dtype, name="filters"):
 
 
 # ---------------------------------------------------------------- dispatch
-@cache
-def _threadpool_controller():
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    """Context manager limiting BLAS to one thread inside a joblib task.
-
-    The controller lists the loaded libraries once per process; building one
-    per call (``threadpool_limits``) would read /proc/self/maps every time.
-    """
-    return _threadpool_controller().limit(limits=1, user_api="blas")
-
-
-def _chunk_slices(n_samples, min_chunks, bytes_per_sample):
-    """Even slices: at least ``min_chunks``, each within the memory budget."""
-    per_chunk = max(1, _CHUNK_BYTES // max(1, bytes_per_sample))
-    n_chunks = max(min_chunks, -(-n_samples // per_chunk))
-    return list(gen_even_slices(n_samples, min(n_samples, n_chunks)))
-
-
 # Each task gets its arrays packed in a tuple: joblib's dask backend scatters
 # large array arguments to ONE worker, and a task whose scattered input dies
 # with that worker is cancelled (scattered data has no lineage); inside a
@@ -112,20 +82,6 @@ def _auto_choice(op, Y, lmbda, p, slices):
     return choice
 
 
-def precompute_for(op, solver):
-    """Compute (and cache on ``op``) what ``solver`` needs; returns ``op``.
-
-    ``solver`` is a name or an array of names (one per sample, from
-    'auto').  Done once, before the operator is shared by the joblib tasks.
-    """
-    with one_blas_thread():
-        for name in np.unique(solver):
-            method = solver_class(str(name))
-            check_supported(method, op)
-            method.precompute(op)
-    return op
-
-
 def _encode(
     Y, filters, connectivity, *, lmbda, p, solver, max_iter, tol, init=None, n_jobs=None,
     mask=None,
@@ -144,7 +100,7 @@ def _encode(
     spectrum_bytes = len(filters) * prod(op.fft_shape) * Y.itemsize
     if mask is not None:
         op, Y = MaskedOperator(op, mask), Y * mask
-    slices = _chunk_slices(
+    slices = chunk_slices(
         n_samples, effective_n_jobs(n_jobs), _WORKING_ARRAYS * spectrum_bytes
     )
     if solver == "auto":

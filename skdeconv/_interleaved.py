@@ -14,7 +14,7 @@ import time
 import numpy as np
 from sklearn.utils.parallel import Parallel, delayed
 
-from ._encode import _chunk_slices, one_blas_thread, precompute_for
+from ._parallel import chunk_slices, one_blas_thread
 from ._fft_ops import ConvOperator
 from ._filters import (
     MomentumFilterSteps,
@@ -24,7 +24,7 @@ from ._filters import (
     power_of_two_scale,
 )
 from ._shrinkage import penalty
-from ._solvers import make_solver
+from ._solvers import make_solver, precompute_for
 
 # Interleaved learning splits the samples into at least this many chunks,
 # whatever n_jobs: the filter gradient sums the chunks in order, so the
@@ -56,10 +56,10 @@ def scaled_problem(Y, lmbda, p):
     return Y * scale, lmbda * float(scale) ** (p - 2.0), scale
 
 
-def chunk_slices(Y, filters, op):
+def interleaved_chunks(Y, filters, op):
     """The chunks of interleaved learning (at least MIN_CHUNKS, memory-bounded)."""
     spectrum_bytes = len(filters) * int(np.prod(op.fft_shape)) * Y.itemsize
-    return _chunk_slices(len(Y), MIN_CHUNKS, INTERLEAVED_ARRAYS * spectrum_bytes)
+    return chunk_slices(len(Y), MIN_CHUNKS, INTERLEAVED_ARRAYS * spectrum_bytes)
 
 
 def start_chunk(op, Y, method):
@@ -144,7 +144,7 @@ def learn_interleaved(
     image_shape = Y.shape[2:]
     method = make_solver(solver, lmbda=lmbda, p=p)
     op = ConvOperator(filters, connectivity, image_shape)
-    slices = chunk_slices(Y, filters, op)
+    slices = interleaved_chunks(Y, filters, op)
     steps = MomentumFilterSteps(filters, connectivity)
     history = []
     start = time.perf_counter()

@@ -8,7 +8,7 @@ then works in every estimator, function and learner.
 """
 
 from ._base import MapSolver, interleaved_solvers, register_solver, solver_class
-from ._driver import check_supported, make_solver, solve
+from ._driver import check_supported, make_solver, precompute_for, solve
 from ._numerics import objective
 
 # The registrations (one import per solver module).
@@ -28,6 +28,7 @@ __all__ = [
     "interleaved_solvers",
     "make_solver",
     "objective",
+    "precompute_for",
     "register_solver",
     "solve",
     "solver_class",

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .._parallel import one_blas_thread
 from ._base import ActiveSet, MapSolver, solver_class
 
 
@@ -10,6 +11,20 @@ def make_solver(solver, *, lmbda, p=1.0, max_iter=200, tol=1e-3):
     if isinstance(solver, MapSolver):
         return solver
     return solver_class(solver)(lmbda=lmbda, p=p, max_iter=max_iter, tol=tol)
+
+
+def precompute_for(op, solver):
+    """Compute (and cache on ``op``) what ``solver`` needs; returns ``op``.
+
+    ``solver`` is a name or an array of names (one per sample, from
+    'auto').  Done once, before the operator is shared by joblib tasks.
+    """
+    with one_blas_thread():
+        for name in np.unique(solver):
+            method = solver_class(str(name))
+            check_supported(method, op)
+            method.precompute(op)
+    return op
 
 
 def check_supported(solver, op):

@@ -33,6 +33,7 @@ class Admm(MapSolver):
 
     name = "admm"
     carries_state = True
+    interleaved_arrays = 7.0  # five grid-sized arrays of state (measured peak RSS)
 
     @classmethod
     def supports(cls, op):
