@@ -93,6 +93,11 @@ default=None
     cost_history : ndarray of shape (n_epochs,)
         Mean per-sample cost after each epoch.
 
+    See Also
+    --------
+    ConvSparseCoder : The estimator this function builds and fits.
+    conv_sparse_encode : Maps for fixed filters.
+
     Examples
     --------
     >>> import numpy as np

@@ -237,6 +237,11 @@ default=None
         Maps flattened as ``(n_filters, *map_shape)`` with
         ``map_shape = image_shape + filter_shape - 1``.
 
+    See Also
+    --------
+    ConvSparseCoder : Learns the filters; its ``transform`` calls this.
+    conv_dict_learning : Learns filters and maps.
+
     Examples
     --------
     >>> import numpy as np

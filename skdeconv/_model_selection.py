@@ -44,6 +44,11 @@ def heldout_pixel_score(estimator, X, y=None, *, fraction=0.2, random_state=0):
     score : float
         Minus the relative squared error on the hidden pixels.
 
+    See Also
+    --------
+    conv_sparse_encode : Its ``mask`` gives the masked data term.
+    ConvSparseCoder.score : Minus the model's cost (monotone in ``lmbda``).
+
     Examples
     --------
     >>> import numpy as np
