@@ -25,17 +25,9 @@ from ._encode import (
 )
 from ._learning import FIT_ALGORITHMS, check_fit_algorithm, init_filters, learn_filters
 from ._lmbda import scale_free_weights
-from ._warnings import DeadLayerWarning, single_convergence_warning, warn_user
+from ._warnings import single_convergence_warning, warn_if_dead_layer
 from ._geometry import check_filter_shape, check_image_shape, map_shape_of
 from ._online import ONLINE_MAX_ITER, OnlineStatistics, check_fit_memory, online_step
-
-
-# A fitted layer is dead (DeadLayerWarning) when its maps explain less than
-# this fraction of the cost of all-zero maps, when fewer than this fraction of
-# them are non-zero, or when its filters moved less than this (relative).
-DEAD_EXPLAINED = 0.01
-DEAD_DENSITY = 1e-3
-DEAD_MOVEMENT = 0.01
 
 
 class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -273,37 +265,6 @@ default=None
         self.lmbda_min_, auto = scale_free_weights(Y, filters, self.connectivity_, self.p)
         self.lmbda_ = auto if self.lmbda == "auto" else float(self.lmbda)
 
-    def _warn_if_dead(self, Y, initial_filters, maps):
-        """DeadLayerWarning when the fitted layer explains (almost) nothing.
-
-        Dead: the final cost is within 1% of the cost of all-zero maps
-        (``lmbda/2 ||y||^2``), or fewer than 0.1% of the maps are non-zero,
-        or the filters moved less than 1% from their initialisation.
-        """
-        rows = Y.reshape(len(Y), -1).astype(np.float64)
-        zero_cost = 0.5 * self.lmbda_ * float(np.mean(np.einsum("ij,ij->i", rows, rows)))
-        density = None if maps is None else np.count_nonzero(maps) / maps.size
-        moved = np.linalg.norm(self.filters_ - initial_filters) / np.linalg.norm(initial_filters)
-        hint = (
-            f"increase lmbda (lmbda_={self.lmbda_:.4g}; every map is zero for "
-            f"lmbda <= lmbda_min_={self.lmbda_min_:.4g}; lmbda='auto' picks a "
-            "live value)"
-        )
-        if self.cost_history_[-1] > (1 - DEAD_EXPLAINED) * zero_cost or (
-            density is not None and density < DEAD_DENSITY
-        ):
-            shown = "" if density is None else f" ({density:.3%} of the maps are non-zero)"
-            warn_user(
-                f"{type(self).__name__}: the maps explain almost none of the input{shown}; "
-                f"{hint}.", DeadLayerWarning,
-            )
-        elif moved < DEAD_MOVEMENT:
-            warn_user(
-                f"{type(self).__name__}: the filters moved by {moved:.2%} from their "
-                f"initialisation in {self.n_iter_} epochs; increase n_epochs, or {hint}.",
-                DeadLayerWarning,
-            )
-
     def _images(self, X):
         """Rows -> scaled images (n, C, *image_shape) (a new array if scaled)."""
         Y = X.reshape((len(X), self.n_channels_) + self.image_shape_)
@@ -349,7 +310,7 @@ default=None
         warn_not_converged(converged, self.tol, self.max_iter, " in the last epoch")
         self.n_iter_ = len(self.cost_history_)
         if warn_dead:
-            self._warn_if_dead(Y, filters, maps)
+            warn_if_dead_layer(self, Y, filters, maps)
         self._statistics = OnlineStatistics(self.connectivity_, self.filters_.shape[2:])
         self.n_steps_ = 0
         return maps
