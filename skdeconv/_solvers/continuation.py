@@ -51,7 +51,8 @@ class Continuation(MapSolver):
             return lmbda * op.adjoint(op.forward(v)) + beta * v
 
         steps = min(self.cg_steps, self.max_iter - iteration)
-        z = _conjugate_gradient(normal_operator, z, state["data_term"] + beta * state["x_hat"], steps)
+        rhs = state["data_term"] + beta * state["x_hat"]
+        z = _conjugate_gradient(normal_operator, z, rhs, steps)
         x_new = shrink(z, beta, self.p)
         delta = x_new - x
         small_change = sample_norms(delta) <= tol * sample_norms(x_new)
