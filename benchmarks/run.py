@@ -36,25 +36,16 @@ from joblib import parallel_config  # noqa: E402
 from scipy import fft as sp_fft  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
+import _sporco_adapter as sporco  # noqa: E402  (benchmarks/, the script's folder)
 import skdeconv  # noqa: E402
-from skdeconv import _solvers, conv_dict_learning, conv_sparse_encode  # noqa: E402
+from skdeconv import conv_dict_learning, conv_sparse_encode  # noqa: E402
+# The solver protocol and the operator interface (docs/architecture.rst):
+# the driver's callback records per-iteration traces.
 from skdeconv._fft_ops import ConvOperator  # noqa: E402
+from skdeconv._solvers import auto_solvers, make_solver, objective, solve  # noqa: E402
+from skdeconv._solvers.fista import shrink_and_extrapolate  # noqa: E402
 from skdeconv.datasets import load_zeiler2010  # noqa: E402
 from skdeconv.preprocessing import local_contrast_normalize  # noqa: E402
-
-try:
-    import sporco.fft
-    from sporco.admm import cbpdn
-    from sporco.dictlrn import cbpdndlmd
-except ImportError:  # the `bench` extra is missing: skdeconv columns only
-    sporco = None
-else:
-    if not hasattr(sporco.fft, "pyfftw_threads"):
-        raise RuntimeError("sporco.fft.pyfftw_threads not found: cannot pin SPORCO to one thread")
-    sporco.fft.pyfftw_threads = 1
-
-SECTIONS = ("inference", "auto", "learning", "sklearn", "floor", "float32", "jobs", "memory", "scaling",
-            "large")
 
 
 @dataclass(frozen=True)
@@ -205,26 +196,6 @@ def random_crops(images, n_crops, size, seed=0):
     return np.stack([images[i, t:t + size, s:s + size] for i, t, s in zip(which, top, left)])
 
 
-def sporco_layout(images, filter_size):
-    """Zero-pad images (n, H, W) to (H + h - 1, W + h - 1, n) at the top left, and the mask."""
-    n, height, width = images.shape
-    padded = np.zeros((height + filter_size - 1, width + filter_size - 1, n))
-    padded[:height, :width] = np.moveaxis(images, 0, -1)
-    mask = np.zeros_like(padded)
-    mask[:height, :width] = 1.0
-    return padded, mask
-
-
-def from_sporco_maps(x, n_filters, shift):
-    """SPORCO coefficients (H, W, [n,] n_filters [+ AMS impulse]) -> our maps ([n,] K, H, W).
-
-    SPORCO's circular D*x on the padded grid, masked to the top-left image,
-    equals our valid convolution of the maps rolled by h - 1 on both axes.
-    """
-    maps = np.moveaxis(np.asarray(x)[..., :n_filters], (0, 1), (-2, -1))
-    return np.roll(maps, (shift, shift), axis=(-2, -1))
-
-
 # ---------------------------------------------------- 1. map inference
 class MapProblem:
     """One image, fixed filters; costs in SPORCO's units (our cost / lambda)."""
@@ -234,12 +205,12 @@ class MapProblem:
         self.n_filters, self.h = len(filters), filters.shape[-1]
         self.X = image.reshape(1, -1)
         self.op = ConvOperator(filters, np.ones((len(filters), 1), bool), image.shape)
-        self.D = np.ascontiguousarray(np.moveaxis(filters[:, 0], 0, -1))
-        self.S, self.W = (a[..., 0] for a in sporco_layout(image[None], self.h))
+        self.D = sporco.dictionary(filters)
+        self.S, self.W = (a[..., 0] for a in sporco.layout(image[None], self.h))
 
     def cost(self, maps):
         maps = maps.reshape((1, self.n_filters) + self.op.map_shape)
-        data = _solvers.objective(self.op, maps, self.image[None, None], self.lmbda, 1.0)
+        data = objective(self.op, maps, self.image[None, None], self.lmbda, 1.0)
         return float(data[0]) / self.lmbda
 
     def encode(self, max_iter, tol, solver="fista", dtype=np.float64):
@@ -249,15 +220,10 @@ class MapProblem:
         )
 
     def sporco(self, method, max_iter, **options):
-        cls = cbpdn.ConvBPDN if method == "AddMaskSim(ConvBPDN)" else cbpdn.ConvBPDNMaskDcpl
-        opt = cls.Options({"Verbose": False, "MaxMainIter": max_iter,
-                           "RelStopTol": 1e-14, **options})
-        if cls is cbpdn.ConvBPDN:
-            return cbpdn.AddMaskSim(cbpdn.ConvBPDN, self.D, self.S, self.W, 1 / self.lmbda, opt)
-        return cbpdn.ConvBPDNMaskDcpl(self.D, self.S, 1 / self.lmbda, self.W, opt)
+        return sporco.map_solver(method, self.D, self.S, self.W, self.lmbda, max_iter, **options)
 
     def sporco_cost(self, x):
-        return self.cost(from_sporco_maps(np.squeeze(x), self.n_filters, self.h - 1))
+        return self.cost(sporco.to_our_maps(x, self.n_filters, self.h - 1))
 
 
 def camera_problem(cfg):
@@ -266,33 +232,24 @@ def camera_problem(cfg):
 
 
 def fista_trace(problem, n_iter, solver="fista"):
-    """Cost after each FISTA (or ADMM) iteration, in one run.
+    """Cost of the maps after each iteration of ``solver`` (FISTA or ADMM), in one run.
 
-    ``fista`` and ``admm`` advance their state by calling
-    ``skdeconv._solvers.fista_iteration`` / ``admm_iteration`` once per
-    iteration, so wrapping that function records the cost of the sparse
-    iterate after every iteration (the computation is unchanged; the final
-    recorded cost is checked against the returned maps).  Restarting FISTA
-    with ``max_iter=1..n`` from warm starts would be wrong: it loses momentum.
+    The driver calls ``callback(iteration, index, maps)`` after every step
+    with the current maps, exactly the run of ``conv_sparse_encode``
+    (``tol=0``: ``n_iter`` steps); the final recorded cost is checked
+    against the returned maps.  Restarting FISTA with ``max_iter=1..n``
+    from warm starts would be wrong: it loses momentum.
     """
-    name = f"{solver}_iteration"
-    costs, original = [], getattr(_solvers, name)
+    costs = []
 
-    def recording(op, *args, **kwargs):
-        result = original(op, *args, **kwargs)
-        if solver == "fista":  # (op, lmbda, p, step, state, ...)
-            maps = args[3]["x"]
-        else:  # (op, lmbda, p, state, balance)
-            maps = _solvers.admm_maps(op, args[2])
+    def record(iteration, index, maps):
         costs.append(problem.cost(maps[0]))
-        return result
 
-    setattr(_solvers, name, recording)
-    try:
-        maps = problem.encode(n_iter, tol=0.0, solver=solver)
-    finally:
-        setattr(_solvers, name, original)
+    Y = problem.image[None, None]
+    maps, _, _ = solve(problem.op, Y, solver=solver, lmbda=problem.lmbda, max_iter=n_iter,
+                       tol=0.0, callback=record)
     assert problem.cost(maps) == costs[-1], "the trace does not match the solver's output"
+    assert np.array_equal(maps.reshape(1, -1), problem.encode(n_iter, 0.0, solver))
     return np.asarray(costs)
 
 
@@ -304,7 +261,7 @@ def sporco_trace(problem, method, n_iter):
         costs.append(problem.sporco_cost(solver.getcoef()))
 
     solver = problem.sporco(method, n_iter, Callback=record)
-    maps = from_sporco_maps(np.squeeze(solver.solve()), problem.n_filters, problem.h - 1)
+    maps = sporco.to_our_maps(solver.solve(), problem.n_filters, problem.h - 1)
     return np.asarray(costs), maps
 
 
@@ -375,7 +332,7 @@ def same_problem_check(cfg):
     ours = problem.encode(cfg.check_iter_ours, 1e-15).reshape(
         (problem.n_filters,) + problem.op.map_shape)
     solver = problem.sporco("AddMaskSim(ConvBPDN)", cfg.check_iter_sporco, FastSolve=True)
-    theirs = from_sporco_maps(np.squeeze(solver.solve()), problem.n_filters, problem.h - 1)
+    theirs = sporco.to_our_maps(solver.solve(), problem.n_filters, problem.h - 1)
     difference = float(np.abs(ours - theirs).max())
     say(f"  same-problem check ({cfg.check_size}x{cfg.check_size}, {problem.n_filters} "
         f"filters): max |maps_skdeconv - roll(maps_SPORCO, h-1)| = {difference:.2e} "
@@ -392,9 +349,9 @@ def section_inference(cfg):
     long_maps = problem.encode(cfg.optimum_iter, 1e-12)
     candidates = {"skdeconv fista long": problem.cost(long_maps)}
     sporco_costs = {}
-    if sporco is not None:
+    if sporco.AVAILABLE:
         same_problem_check(cfg)
-        for method in ("AddMaskSim(ConvBPDN)", "ConvBPDNMaskDcpl"):
+        for method in sporco.MAP_METHODS:
             sporco_costs[method], maps = sporco_trace(problem, method, cfg.trace_iter)
             candidates[f"SPORCO {method}"] = float(sporco_costs[method].min())
             say(f"  {method}: {cfg.trace_iter} iterations, max |maps - ours(long)| = "
@@ -456,12 +413,10 @@ def section_auto(cfg):
 
     The camera problem of section 1 at several lambdas (sparse to dense
     maps).  Iterations to a gap come from traces, as in section 1; 'auto'
-    runs the solver its rule picks (``skdeconv._encode.auto_solvers``), so
+    runs the solver its rule picks (``skdeconv._solvers.auto_solvers``), so
     its iterations are that solver's, and its time is a timed run of
     ``solver='auto'`` with that budget (the rule's statistic included).
     """
-    from skdeconv._encode import auto_solvers
-
     say("== 1b. solver='auto' (the default) on the camera problem, by lambda")
     image, filters = camera(cfg.image_size), unit_filters(cfg.n_filters, cfg.filter_size)
     rows = []
@@ -474,8 +429,8 @@ def section_auto(cfg):
         traces = {name: fista_trace(problem, cfg.trace_iter, name) for name in ("fista", "admm")}
         candidates = [problem.cost(maps)] + [float(t.min()) for t in traces.values()]
         sporco_costs = {}
-        if sporco is not None:
-            for method in ("AddMaskSim(ConvBPDN)", "ConvBPDNMaskDcpl"):
+        if sporco.AVAILABLE:
+            for method in sporco.MAP_METHODS:
                 sporco_costs[method], _ = sporco_trace(problem, method, cfg.trace_iter)
                 candidates.append(float(sporco_costs[method].min()))
         optimum = min(candidates)
@@ -524,27 +479,21 @@ def learning_data(cfg):
 def our_learning_cost(images, maps, filters, lmbda):
     """sum over images of (our cost / lambda) = SPORCO's cost."""
     op = ConvOperator(filters, np.ones((len(filters), 1), bool), images.shape[1:])
-    return float(_solvers.objective(op, maps, images[:, None], lmbda, 1.0).sum()) / lmbda
+    return float(objective(op, maps, images[:, None], lmbda, 1.0).sum()) / lmbda
 
 
 def sporco_learning(images, filters, lmbda, iters):
     """ConvBPDNMaskDictLearn (admm / cns): (iterations, cumulative seconds, cost)."""
-    S, W = sporco_layout(images, filters.shape[-1])
-    D0 = np.ascontiguousarray(np.moveaxis(filters[:, 0], 0, -1))
-    opt = cbpdndlmd.ConvBPDNMaskDictLearn.Options(
-        {"Verbose": False, "MaxMainIter": iters[0]}, xmethod="admm", dmethod="cns")
     start = CLOCK()
-    learner = cbpdndlmd.ConvBPDNMaskDictLearn(
-        D0, S, 1 / lmbda, W, opt, xmethod="admm", dmethod="cns")
+    learner = sporco.dictionary_learner(filters, images, lmbda, iters[0])
     results, done, elapsed = [], 0, 0.0
     for total in iters:
         learner.opt["MaxMainIter"] = total - done
         learner.solve()
         elapsed += CLOCK() - start
         done = total
-        D = np.squeeze(learner.getdict())
-        ours_filters = np.moveaxis(D, -1, 0)[:, None]
-        maps = from_sporco_maps(np.squeeze(learner.getcoef()), len(filters), filters.shape[-1] - 1)
+        ours_filters = sporco.our_filters(learner.getdict())
+        maps = sporco.to_our_maps(learner.getcoef(), len(filters), filters.shape[-1] - 1)
         results.append((total, elapsed, our_learning_cost(images, maps, ours_filters, lmbda)))
         start = CLOCK()
     return results
@@ -589,7 +538,7 @@ def section_learning(cfg):
     say(f"  {len(images)} fruit images {images.shape[1]}x{images.shape[2]}, 9 filters 7x7, "
         "lambda 10 (SPORCO lmbda 0.1); same random initial filters for both; "
         "skdeconv's default fit_algorithm='interleaved'")
-    if sporco is None:
+    if not sporco.AVAILABLE:
         return [Row("2. filter learning", "-", "SPORCO missing")]
     anchors = sporco_learning(images, filters, lmbda, cfg.sporco_iters)
     for iterations, seconds, cost in anchors:
@@ -711,11 +660,11 @@ def iteration_parts(problem, n_warm, repeats):
     op, lmbda = problem.op, problem.lmbda
     step = lmbda * op.lipschitz
     maps_shape = (1, op.n_filters) + op.map_shape
-    state = _solvers.fista_start(problem.image[None, None], np.zeros(maps_shape))
-    spectra = np.empty((1, op.n_filters) + op.freq_shape, complex)
-    points = np.empty((3,) + maps_shape)
-    for _ in range(n_warm):
-        _solvers.fista_iteration(op, lmbda, 1.0, step, state, spectra, points)
+    fista = make_solver("fista", lmbda=lmbda)
+    state = fista.start(op, problem.image[None, None], np.zeros(maps_shape))
+    workspace = fista.workspace(op, state)
+    for iteration in range(n_warm):
+        fista.step(op, state, iteration, workspace)
     map_spectra = op.rfft(state["y"])
     residual_spectra = op.rfft(problem.image[None, None])
     point, x, y = (state[name].copy() for name in ("x", "x", "y"))
@@ -726,7 +675,7 @@ def iteration_parts(problem, n_warm, repeats):
         op.mixer.to_maps(residual_spectra, op.adjoint_spectra, out=map_spectra)
 
     def update():
-        _solvers._shrink_and_extrapolate(point, x, y, step, 1.0, momentum)
+        shrink_and_extrapolate(point, x, y, step, 1.0, momentum)
 
     return [best_time(lambda f=f: [f() for _ in range(50)], repeats)[0] / 50
             for f in (mixing, update)]
@@ -967,12 +916,8 @@ def large_sporco_online(images, filters, lmbda, n_steps, batch_size, crop, seed=
     """SPORCO's OnlineConvBPDNDictLearn on the same kind of mini-batches
     (random crops, zero-padded by h - 1 as its circular model needs); its
     default options (100 ADMM iterations per batch, eta = 10 / (j + 5))."""
-    from sporco.dictlrn import onlinecdl
-
     h = filters.shape[-1]
-    D0 = np.ascontiguousarray(np.moveaxis(filters[:, 0], 0, -1)).astype(np.float32)
-    opt = onlinecdl.OnlineConvBPDNDictLearn.Options({"Verbose": False, "DataType": np.float32})
-    learner = onlinecdl.OnlineConvBPDNDictLearn(D0, 1 / lmbda, opt)
+    learner = sporco.online_learner(filters, lmbda)
     rng = np.random.RandomState(seed)
     start = time.perf_counter()
     for _ in range(n_steps):
@@ -984,8 +929,7 @@ def large_sporco_online(images, filters, lmbda, n_steps, batch_size, crop, seed=
             batch[:crop, :crop, j] = images[i, t:t + crop, s:s + crop]
         learner.solve(batch)
     seconds = time.perf_counter() - start
-    D = np.asarray(learner.getdict()).squeeze()
-    learned = np.moveaxis(D, -1, 0)[:, None].astype(np.float32)
+    learned = sporco.our_filters(learner.getdict()).astype(np.float32)
     learned /= np.sqrt(np.sum(learned**2, axis=(2, 3), keepdims=True))
     return learned, seconds
 
@@ -998,7 +942,7 @@ def large_heldout_cost(filters, heldout, lmbda, max_iter):
                               solver="fista", tol=1e-4, max_iter=max_iter, n_jobs=2)
     op = ConvOperator(filters, g, heldout.shape[1:])
     maps = maps.reshape((len(X), len(filters)) + op.map_shape)
-    return float(_solvers.objective(op, maps, heldout[:, None], lmbda, 1.0).mean())
+    return float(objective(op, maps, heldout[:, None], lmbda, 1.0).mean())
 
 
 def large_cluster_speedup(quick):
@@ -1032,7 +976,9 @@ def large_cluster_speedup(quick):
             cluster_seconds = time.perf_counter() - start
         stats = {}
         g = np.ones((16, 1), bool)
-        filters = init_filters(None, 16, 1, (8, 8), g, np.random.RandomState(0), X.dtype)
+        filters = init_filters(None, n_filters=16, n_channels=1, filter_shape=(8, 8),
+                               connectivity=g, random_state=np.random.RandomState(0),
+                               dtype=X.dtype)
         learn_interleaved_on_cluster(
             client, X.reshape(n, 1, size, size), filters, g, lmbda=5.0, p=1.0, solver="fista",
             max_iter=1, tol=0.0, n_epochs=epochs, n_jobs=None, verbose=0, return_maps=False,
@@ -1083,7 +1029,7 @@ def section_large(cfg):
     initial = rng.standard_normal((32, 1, 8, 8)).astype(np.float32)
     initial /= np.sqrt(np.sum(initial**2, axis=(2, 3), keepdims=True))
     sporco_filters, sporco_seconds = (None, float("nan"))
-    if sporco is not None:
+    if sporco.AVAILABLE:
         sporco_filters, sporco_seconds = large_sporco_online(
             images, initial, lmbda, n_steps, batch_size, crop)
         say(f"  SPORCO OnlineConvBPDNDictLearn, same mini-batches: {sporco_seconds:.0f} s")
@@ -1131,6 +1077,21 @@ def section_large(cfg):
 
 
 # ------------------------------------------------------------------ main
+# The sections, in the order they run: name -> function(cfg) -> rows.
+SECTIONS = {
+    "inference": section_inference,
+    "auto": section_auto,
+    "learning": section_learning,
+    "sklearn": section_sklearn,
+    "floor": section_floor,
+    "float32": section_float32,
+    "jobs": section_jobs,
+    "memory": section_memory,
+    "scaling": section_scaling,
+    "large": section_large,
+}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
@@ -1150,21 +1111,19 @@ def main(argv=None):
     cfg = QUICK if args.quick else FULL
     # Budgets are fixed on purpose (tol=0, short inner solves): no warnings.
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    backend = "" if sporco is None else (
-        " (pyFFTW)" if getattr(sporco.fft, "have_pyfftw", False) else " (numpy FFT)")
     context = (
         f"skdeconv {skdeconv.__version__}, numpy {np.__version__}, scipy {scipy.__version__}, "
-        f"SPORCO {'missing' if sporco is None else sporco.__version__}{backend}; "
+        f"SPORCO {sporco.version()}; "
         f"{'quick' if args.quick else 'full'} run, one thread, {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d %H:%M')}")
     say(context)
     start = time.perf_counter()
     rows, failed = [], []
-    for name in SECTIONS:
+    for name, section in SECTIONS.items():
         if name in args.only:
             section_start = time.perf_counter()
             try:
-                rows += globals()[f"section_{name}"](cfg)
+                rows += section(cfg)
             except Exception as error:  # report it, run the other sections, exit 1
                 traceback.print_exc()
                 failed.append(name)

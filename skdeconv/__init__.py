@@ -7,7 +7,7 @@ from ._adaptive import AdaptiveDeconvNetwork
 from ._coder import ConvSparseCoder
 from ._connectivity import make_connectivity
 from ._encode import conv_sparse_encode
-from ._learning import conv_dict_learning
+from ._dict_learning import conv_dict_learning
 from ._model_selection import heldout_pixel_score
 from ._network import DeconvNetworkTransformer
 from ._warnings import DeadLayerWarning

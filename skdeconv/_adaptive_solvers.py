@@ -22,6 +22,7 @@ its input space, ``P_{l-1} F_{l-1}' ... P_1 F_1' (R_l z - y)``.
 import numpy as np
 
 from ._fft_ops import ConvOperator
+from ._momentum import momentum
 from ._filters import _channel_lipschitz, correlations_to_gradient, normalize_filters
 from ._pooling3d import keep_block_maxima, pool_unpool
 from ._shrinkage import shrink
@@ -124,13 +125,11 @@ def infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver="fista", init=None
         change = np.sqrt(sample_sq_norms(delta))
         size = np.sqrt(sample_sq_norms(x_new))
         if solver == "fista":
-            t_new = (1 + np.sqrt(1 + 4 * t * t)) / 2
             # gradient restart (O'Donoghue & Candes): the step went against the momentum
             restart = np.sum((y - x_new).reshape(len(y), -1) * delta.reshape(len(y), -1),
                              axis=1, dtype=np.float64) > 0
-            momentum = np.where(restart, 0.0, (t - 1) / t_new)
-            t = np.where(restart, 1.0, t_new)
-            y = x_new + _column(momentum, ndim).astype(x_new.dtype) * delta
+            t, weight = momentum(t, restart)
+            y = x_new + _column(weight, ndim).astype(x_new.dtype) * delta
         else:
             y = x_new
         x = x_new

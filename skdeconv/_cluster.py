@@ -25,8 +25,8 @@ A worker lost mid-fit loses its chunks' states; the scheduler recomputes them
 from their lineage (the start task and every epoch's task, whose arguments are
 filters), so the fit finishes with the same filters.  The result equals the
 joblib learner's up to the order of a sum: each chunk's gradient is brought
-back to filter size (an inverse FFT) before the chunks are summed (1e-13
-relative in float64).
+back to filter size (an inverse FFT) before the chunks are summed (equal to
+rounding in float64; tests/test_distributed.py checks 1e-12).
 
 Nothing here imports dask: the client comes from joblib's active backend.
 """
@@ -37,17 +37,18 @@ import uuid
 
 import numpy as np
 
-from ._encode import _chunk_slices, one_blas_thread, prepare_for_solver
+from ._parallel import one_blas_thread
 from ._fft_ops import ConvOperator
-from ._filters import (
-    MomentumFilterSteps,
-    channel_data_terms,
-    correlations_to_gradient,
-    filter_gradient_terms,
-    power_of_two_scale,
+from ._filters import MomentumFilterSteps, correlations_to_gradient
+from ._interleaved import (
+    advance_chunk,
+    chunk_data_terms,
+    interleaved_chunks,
+    report_epoch,
+    scaled_problem,
+    start_chunk,
 )
-from ._shrinkage import penalty
-from ._solvers import admm_maps, admm_start, advance_one_iteration, fista_start
+from ._solvers import make_solver, precompute_for
 
 
 def active_dask_client():
@@ -64,56 +65,49 @@ def active_dask_client():
 
 
 # ------------------------------------------------------------ worker side
-def _operator(filters, connectivity, image_shape, solver, previous=None):
-    """The operator of ``filters`` ready for ``solver``; ``previous`` (the
-    chunk's operator of the last epoch) speeds up FISTA's bound."""
+def _operator(filters, connectivity, image_shape, method, previous=None):
+    """The operator of ``filters`` ready for ``method``; ``previous`` (the
+    chunk's operator of the last epoch) speeds up the step bound."""
     op = ConvOperator(filters, connectivity, image_shape)
-    if previous is not None and hasattr(op, "follow"):
+    if previous is not None:
         op.follow(previous)
-    return prepare_for_solver(op, solver)
+    return precompute_for(op, method.name)
 
 
-def _start(Y, filters, connectivity, lmbda, solver):
+def _start(Y, filters, connectivity, method):
     """A chunk: its images and its map solver's initial state."""
     with one_blas_thread():
-        op = _operator(filters, connectivity, Y.shape[2:], solver)
-        init = np.zeros((len(Y), op.n_filters) + op.map_shape, dtype=Y.dtype)
-        state = admm_start(op, Y, init, lmbda) if solver == "admm" else fista_start(Y, init)
+        op = _operator(filters, connectivity, Y.shape[2:], method)
+        state = start_chunk(op, Y, method)
     return {"Y": Y, "state": state, "op": op}
 
 
-def _advance(chunk, filters, point, connectivity, lmbda, p, solver, epoch, need_power):
+def _advance(chunk, filters, point, connectivity, method, epoch, need_power):
     """One map iteration of a chunk at ``filters``; filter-sized results at ``point``.
 
     Returns (the chunk, its new state holding the maps' spectra;
     (gradient, data term per channel at ``point``, penalty, power or None)).
     """
-    Y, state = chunk["Y"], chunk["state"]
+    Y = chunk["Y"]
     image_shape = Y.shape[2:]
     with one_blas_thread():
-        op = _operator(filters, connectivity, image_shape, solver, chunk["op"])
-        maps = advance_one_iteration(op, lmbda, p, solver, state, epoch)
+        op = _operator(filters, connectivity, image_shape, method, chunk["op"])
         point_op = ConvOperator(point, connectivity, image_shape)
-        spectra = point_op.rfft(maps)
-        correlations, data_terms = filter_gradient_terms(point_op, spectra, Y)
+        state, correlations, data_terms, sparsity, power = advance_chunk(
+            op, point_op, method, chunk["state"], Y, epoch, need_power
+        )
         gradient = correlations_to_gradient(point_op, correlations)
-        power = np.sum(np.abs(spectra) ** 2, axis=0, dtype=np.float64) if need_power else None
-        state["spectra"] = spectra
-        sparsity = float(penalty(maps, p, axis=None))
     return {"Y": Y, "state": state, "op": op}, (gradient, data_terms, sparsity, power)
 
 
 def _data_terms(chunk, candidate, connectivity):
     with one_blas_thread():
         op = ConvOperator(candidate, connectivity, chunk["Y"].shape[2:])
-        return channel_data_terms(op, chunk["state"]["spectra"], chunk["Y"])
+        return chunk_data_terms(op, chunk["state"], chunk["Y"])
 
 
-def _maps(chunk, filters, connectivity, solver):
-    state = chunk["state"]
-    if solver != "admm":
-        return state["x"]
-    return admm_maps(ConvOperator(filters, connectivity, chunk["Y"].shape[2:]), state)
+def _maps(chunk, method):
+    return method.maps(chunk["op"], chunk["state"])
 
 
 # ------------------------------------------------------------ client side
@@ -145,18 +139,13 @@ def learn_interleaved_on_cluster(
     Returns what ``_learn_interleaved`` returns (maps None unless
     ``return_maps``).
     """
-    from ._learning import _INTERLEAVED_ARRAYS, MIN_CHUNKS, _report
-
-    scale = power_of_two_scale(np.max(np.abs(Y)), Y.dtype)
-    Y, lmbda = Y * scale, lmbda / float(scale)
-    image_shape = Y.shape[2:]
-    op = ConvOperator(filters, connectivity, image_shape)
-    spectrum_bytes = len(filters) * int(np.prod(op.fft_shape)) * Y.itemsize
-    slices = _chunk_slices(len(Y), MIN_CHUNKS, _INTERLEAVED_ARRAYS * spectrum_bytes)
+    Y, lmbda, scale = scaled_problem(Y, lmbda, p)
+    method = make_solver(solver, lmbda=lmbda, p=p)
+    slices = interleaved_chunks(Y, filters, ConvOperator(filters, connectivity, Y.shape[2:]))
     steps = MomentumFilterSteps(filters, connectivity)
     submit = _Submitter(client)
     chunks = [
-        submit(_start, np.ascontiguousarray(Y[s]), filters, connectivity, lmbda, solver)
+        submit(_start, np.ascontiguousarray(Y[s]), filters, connectivity, method)
         for s in slices
     ]
     data_bytes, submit.bytes_sent = submit.bytes_sent, 0
@@ -166,8 +155,8 @@ def learn_interleaved_on_cluster(
     for epoch in range(n_epochs):
         need_power = steps.lipschitz is None or not steps.lipschitz.all()
         advanced = [
-            submit(_advance, chunk, steps.filters, steps.point, connectivity, lmbda, p, solver,
-                   epoch, need_power)
+            submit(_advance, chunk, steps.filters, steps.point, connectivity, method, epoch,
+                   need_power)
             for chunk in chunks
         ]
         chunks = [submit(operator.getitem, a, 0, name="state") for a in advanced]
@@ -194,12 +183,12 @@ def learn_interleaved_on_cluster(
                 break
             steps.backtrack(~fits)
         cost = lmbda * float(data_terms.sum()) + sparsity
-        history.append(cost / len(Y) / float(scale))
-        _report(verbose, epoch, n_epochs, history[-1], start)
+        history.append(cost / len(Y) / float(scale) ** p)
+        report_epoch(verbose, epoch, n_epochs, history[-1], start)
     maps = None
     if return_maps:
         maps = np.concatenate(client.gather([
-            submit(_maps, chunk, steps.filters, connectivity, solver) for chunk in chunks
+            submit(_maps, chunk, method) for chunk in chunks
         ]))
         maps /= scale
     if stats is not None:

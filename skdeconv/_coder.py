@@ -23,19 +23,11 @@ from ._encode import (
     _reconstruct,
     warn_not_converged,
 )
-from ._learning import FIT_ALGORITHMS, _learn_filters, check_fit_algorithm, init_filters
+from ._learning import FIT_ALGORITHMS, check_fit_algorithm, init_filters, learn_filters
 from ._lmbda import scale_free_weights
-from ._warnings import DeadLayerWarning, single_convergence_warning, warn_user
+from ._warnings import single_convergence_warning, warn_if_dead_layer
 from ._geometry import check_filter_shape, check_image_shape, map_shape_of
 from ._online import ONLINE_MAX_ITER, OnlineStatistics, check_fit_memory, online_step
-
-
-# A fitted layer is dead (DeadLayerWarning) when its maps explain less than
-# this fraction of the cost of all-zero maps, when fewer than this fraction of
-# them are non-zero, or when its filters moved less than this (relative).
-DEAD_EXPLAINED = 0.01
-DEAD_DENSITY = 1e-3
-DEAD_MOVEMENT = 0.01
 
 
 class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -88,9 +80,8 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         time.
     tol : float, default=1e-3
         Relative change of a sample's maps that stops its inference (for
-        'admm': its relative primal and dual residuals).  On the fruit images
-        (lambda = 1) 1e-3 stops FISTA within ~150 iterations at a cost 5e-6
-        above the optimum.
+        'admm': its relative primal and dual residuals).  The default is
+        close to the optimum for the features (see the performance page).
     n_epochs : int, default=100
         Epochs of ``fit``: passes over the samples, each ending with a filter
         update.
@@ -112,8 +103,8 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         :func:`conv_dict_learning` and the "large data sets and clusters"
         page of the documentation.
     batch_size : int, default=10
-        Crops per mini-batch of ``fit_algorithm='online'``.  (``partial_fit``
-        takes the mini-batches it is given.)
+        Crops per mini-batch of ``fit_algorithm='online'``; ``partial_fit``
+        takes the mini-batches it is given.
     filters_init : array-like of shape (n_filters, n_channels, *filter_shape), \
 default=None
         Initial filters; random normal planes when None.
@@ -258,8 +249,9 @@ default=None
         )
         self._n_features_out = prod(self.feature_map_shape_)
         return init_filters(
-            self.filters_init, self.n_filters, self.n_channels_, filter_shape,
-            self.connectivity_, rng, X.dtype,
+            self.filters_init, n_filters=self.n_filters, n_channels=self.n_channels_,
+            filter_shape=filter_shape, connectivity=self.connectivity_, random_state=rng,
+            dtype=X.dtype,
         )
 
     def _fit_input_scale(self, X):
@@ -272,37 +264,6 @@ default=None
         """``lmbda_min_`` at the initial filters and the weight ``lmbda_``."""
         self.lmbda_min_, auto = scale_free_weights(Y, filters, self.connectivity_, self.p)
         self.lmbda_ = auto if self.lmbda == "auto" else float(self.lmbda)
-
-    def _warn_if_dead(self, Y, initial_filters, maps):
-        """DeadLayerWarning when the fitted layer explains (almost) nothing.
-
-        Dead: the final cost is within 1% of the cost of all-zero maps
-        (``lmbda/2 ||y||^2``), or fewer than 0.1% of the maps are non-zero,
-        or the filters moved less than 1% from their initialisation.
-        """
-        rows = Y.reshape(len(Y), -1).astype(np.float64)
-        zero_cost = 0.5 * self.lmbda_ * float(np.mean(np.einsum("ij,ij->i", rows, rows)))
-        density = None if maps is None else np.count_nonzero(maps) / maps.size
-        moved = np.linalg.norm(self.filters_ - initial_filters) / np.linalg.norm(initial_filters)
-        hint = (
-            f"increase lmbda (lmbda_={self.lmbda_:.4g}; every map is zero for "
-            f"lmbda <= lmbda_min_={self.lmbda_min_:.4g}; lmbda='auto' picks a "
-            "live value)"
-        )
-        if self.cost_history_[-1] > (1 - DEAD_EXPLAINED) * zero_cost or (
-            density is not None and density < DEAD_DENSITY
-        ):
-            shown = "" if density is None else f" ({density:.3%} of the maps are non-zero)"
-            warn_user(
-                f"{type(self).__name__}: the maps explain almost none of the input{shown}; "
-                f"{hint}.", DeadLayerWarning,
-            )
-        elif moved < DEAD_MOVEMENT:
-            warn_user(
-                f"{type(self).__name__}: the filters moved by {moved:.2%} from their "
-                f"initialisation in {self.n_iter_} epochs; increase n_epochs, or {hint}.",
-                DeadLayerWarning,
-            )
 
     def _images(self, X):
         """Rows -> scaled images (n, C, *image_shape) (a new array if scaled)."""
@@ -328,6 +289,11 @@ default=None
         self : object
             The fitted estimator.
         """
+        self._fit(X)
+        return self
+
+    def _fit(self, X, return_maps=False, warn_dead=True):
+        """Fit on X; the maps of the training samples if ``return_maps``."""
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         check_fit_algorithm(self.fit_algorithm, self.solver)
         rng = check_random_state(self.random_state)
@@ -335,18 +301,24 @@ default=None
         Y = self._images(X)
         check_fit_memory(self.fit_algorithm, self.solver, Y, filters)
         self._set_lmbda(Y, filters)
-        maps, self.filters_, self.cost_history_, converged = _learn_filters(
+        maps, self.filters_, self.cost_history_, converged = learn_filters(
             Y, filters, self.connectivity_, fit_algorithm=self.fit_algorithm,
             lmbda=self.lmbda_, p=self.p, solver=self.solver, max_iter=self.max_iter,
             tol=self.tol, n_epochs=self.n_epochs, n_jobs=self.n_jobs, verbose=self.verbose,
-            batch_size=self.batch_size, random_state=rng, return_maps=False,
+            batch_size=self.batch_size, random_state=rng, return_maps=return_maps,
         )
         warn_not_converged(converged, self.tol, self.max_iter, " in the last epoch")
         self.n_iter_ = len(self.cost_history_)
-        self._warn_if_dead(Y, filters, maps)
+        if warn_dead:
+            warn_if_dead_layer(self, Y, filters, maps)
         self._statistics = OnlineStatistics(self.connectivity_, self.filters_.shape[2:])
         self.n_steps_ = 0
-        return self
+        return maps
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit_with_maps(self, X):
+        """Fit and return the maps of X (for :func:`conv_dict_learning`)."""
+        return self._fit(X, return_maps=True, warn_dead=False)
 
     @single_convergence_warning
     @_fit_context(prefer_skip_nested_validation=True)
@@ -408,7 +380,8 @@ default=None
         Y = self._images(X)
         maps, _, converged = _encode(
             Y, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
-            self.lmbda_, self.p, self.solver, self.max_iter, self.tol, None, self.n_jobs,
+            lmbda=self.lmbda_, p=self.p, solver=self.solver, max_iter=self.max_iter,
+            tol=self.tol, n_jobs=self.n_jobs,
         )
         warn_not_converged(converged, self.tol, self.max_iter)
         return Y, maps
@@ -464,7 +437,7 @@ default=None
 
     @single_convergence_warning
     def score(self, X, y=None):
-        """Minus the mean per-sample cost of X's inferred maps (higher is better).
+        """Return minus the mean per-sample cost of X's inferred maps (higher is better).
 
         The cost is the model's objective ``lambda/2 ||F z - y||^2 + |z|_p^p``
         at the inferred maps.  It grows with ``lmbda``, so comparing models
@@ -486,7 +459,7 @@ default=None
         Y, maps = self._infer(X)
         costs = _costs(
             Y, maps, self.filters_.astype(X.dtype, copy=False), self.connectivity_,
-            self.lmbda_, self.p, self.n_jobs,
+            lmbda=self.lmbda_, p=self.p, n_jobs=self.n_jobs,
         )
         return -float(costs.mean())
 

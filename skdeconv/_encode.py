@@ -4,7 +4,6 @@ They validate their arguments and dispatch chunks of samples to joblib
 workers; the estimators in ``_coder.py`` are thin layers over them.
 """
 
-from functools import cache
 from math import prod
 from numbers import Integral, Real
 
@@ -13,17 +12,17 @@ from joblib import effective_n_jobs
 from sklearn.utils import check_array, gen_even_slices
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.parallel import Parallel, delayed
-from threadpoolctl import ThreadpoolController
 
 from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
 from ._fft_ops import ConvOperator
 from ._geometry import check_image_shape, map_shape_of
-from ._solvers import SOLVERS, objective
+from ._operators import MaskedOperator
+from ._parallel import chunk_slices, one_blas_thread
+from ._solvers import SOLVERS, auto_solvers, objective, precompute_for, solve
 from ._warnings import report_not_converged, single_convergence_warning
 
-# Bytes of working memory one chunk of samples may use (about 12 arrays of
-# the size of the maps' spectra live at once inside a solver).
-_CHUNK_BYTES = 2**25
+# Arrays of the size of the maps' spectra that live at once inside a solver
+# (the chunks' memory budget is _parallel.CHUNK_BYTES).
 _WORKING_ARRAYS = 12
 
 _SHAPE_CONSTRAINT = [Interval(Integral, 1, None, closed="left"), tuple, list]
@@ -44,169 +43,69 @@ def check_filters(filters, n_channels, n_axes, dtype, name="filters"):
 
 
 # ---------------------------------------------------------------- dispatch
-@cache
-def _threadpool_controller():
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    """Context manager limiting BLAS to one thread inside a joblib task.
-
-    The controller lists the loaded libraries once per process; building one
-    per call (``threadpool_limits``) reads /proc/self/maps every time, ~1 ms.
-    """
-    return _threadpool_controller().limit(limits=1, user_api="blas")
-
-
-def _chunk_slices(n_samples, min_chunks, bytes_per_sample):
-    """Even slices: at least ``min_chunks``, each within the memory budget."""
-    per_chunk = max(1, _CHUNK_BYTES // max(1, bytes_per_sample))
-    n_chunks = max(min_chunks, -(-n_samples // per_chunk))
-    return list(gen_even_slices(n_samples, min(n_samples, n_chunks)))
-
-
 # Each task gets its arrays packed in a tuple: joblib's dask backend scatters
 # large array arguments to ONE worker, and a task whose scattered input dies
 # with that worker is cancelled (scattered data has no lineage); inside a
 # tuple they travel with the task, which the scheduler reruns elsewhere.
-def _encode_chunk(arrays, lmbda, p, solver, max_iter, tol):
+def _encode_chunk(arrays, *, lmbda, p, solver, max_iter, tol):
     """Maps, iterations and convergence of a chunk.
 
     ``solver`` is one name, or an array of a name per sample ('auto'): each
     group of samples is then solved by its own solver (every sample is
     solved independently, so the results are those of the chosen solver).
     """
-    op, Y, init, weights = arrays
+    op, Y, init = arrays
     if init is None:
         init = np.zeros((len(Y), op.n_filters) + op.map_shape, dtype=Y.dtype)
-    extra = {} if weights is None else {"weights": weights}
     names = np.unique(solver)
+    params = dict(lmbda=lmbda, p=p, max_iter=max_iter, tol=tol)
     with one_blas_thread():
         if names.size == 1:
-            return SOLVERS[str(names[0])](op, Y, lmbda, p, init, max_iter, tol, **extra)
+            return solve(op, Y, solver=str(names[0]), init=init, **params)
         maps = np.empty_like(init)
         n_iter = np.empty(len(Y), dtype=int)
         converged = np.empty(len(Y), dtype=bool)
         for name in names:
             rows = np.flatnonzero(solver == name)
-            group = {key: value[rows] for key, value in extra.items()}
-            maps[rows], n_iter[rows], converged[rows] = SOLVERS[str(name)](
-                op, Y[rows], lmbda, p, init[rows], max_iter, tol, **group
+            maps[rows], n_iter[rows], converged[rows] = solve(
+                op.take(rows), Y[rows], solver=str(name), init=init[rows], **params
             )
         return maps, n_iter, converged
 
 
-# ------------------------------------------------------------ solver='auto'
-# Measured crossovers (benchmarks/README.md, "solver='auto'"): ADMM reaches
-# 1e-4 of the optimum sooner than FISTA once lambda * max|F'y| exceeds about
-# this for one input channel, and this times AUTO_MULTICHANNEL_FACTOR for
-# several (ADMM's iteration then costs 1.7-2.2x FISTA's instead of 1.0-1.3x:
-# its x-step mixes the C channels per frequency).
-AUTO_DENSE_RATIO = 10.0
-AUTO_MULTICHANNEL_FACTOR = 4.0
-
-
-def auto_solvers(op, Y, lmbda, p, weights=None):
-    """The solver ``solver='auto'`` picks for every sample: array of names.
-
-    The rule (issue #12, measured in benchmarks/README.md): 'admm' where
-    ``lambda * max|F'y| >= AUTO_DENSE_RATIO`` (times
-    ``AUTO_MULTICHANNEL_FACTOR`` for inputs of several channels), else
-    'fista'.  With p = 1 all
-    maps are zero exactly when lambda <= lambda_min(y) = 1 / max|F'y|, so
-    the statistic is lambda / lambda_min(y): scale-free (the same for y and
-    lambda rescaled together) and it grows with the density of the maps,
-    where ADMM's exact per-frequency x-step needs far fewer iterations than
-    FISTA's gradient steps.  It is per sample (one adjoint, about half a
-    FISTA iteration), so a sample's choice - and its maps - never depend
-    on the batch.  'fista' always for p < 1 (ADMM's splitting has no
-    convergence guarantee for a non-convex penalty) and for a masked data
-    term (``weights``; ADMM does not support it).
-    """
-    choice = np.full(len(Y), "fista", dtype=object)
-    if p != 1 or weights is not None or not len(Y):
-        return choice
-    threshold = AUTO_DENSE_RATIO * (1.0 if op.n_channels == 1 else AUTO_MULTICHANNEL_FACTOR)
-    correlation = np.abs(op.adjoint(Y)).reshape(len(Y), -1).max(axis=1)
-    choice[lmbda * correlation.astype(np.float64) >= threshold] = "admm"
-    return choice
-
-
-def _auto_choice(op, Y, lmbda, p, weights, slices):
-    """:func:`auto_solvers` of all samples, chunk by chunk (memory O(chunk))."""
+def _auto_choice(op, Y, lmbda, p, slices):
+    """:func:`~skdeconv._solvers.auto_solvers` of all samples, chunk by chunk."""
     choice = np.empty(len(Y), dtype=object)
     with one_blas_thread():
         for s in slices:
-            choice[s] = auto_solvers(op, Y[s], lmbda, p, None if weights is None else weights[s])
+            choice[s] = auto_solvers(op.take(s), Y[s], lmbda, p)
     return choice
 
 
-def auto_solver_for_learning(op, Y, lmbda, p):
-    """One solver for interleaved learning with ``solver='auto'``.
-
-    The choice of most training samples at the initial filters (one solver
-    state is carried over the epochs), except 'fista' for layers with many
-    input channels, where ADMM's per-epoch (C x C) inverses per frequency
-    and its (C x C) mixing per iteration cost more than its fewer
-    iterations save (measured in benchmarks/README.md).
-    """
-    if op.n_channels > AUTO_ADMM_MAX_CHANNELS:
-        return "fista"
-    choice = auto_solvers(op, Y, lmbda, p)
-    return "admm" if np.count_nonzero(choice == "admm") * 2 > len(choice) else "fista"
-
-
-# Interleaved learning with solver='auto' keeps FISTA above this many channels.
-AUTO_ADMM_MAX_CHANNELS = 8
-
-
-# The filter-only quantities each solver needs, computed once per call and
-# shipped to the workers with the operator.
-_SOLVER_PRECOMPUTE = {"fista": "lipschitz", "admm": "woodbury_inverse"}
-
-
-def solver_operator(filters, connectivity, image_shape, solver):
-    """The operator of ``filters`` with the quantities ``solver`` needs computed.
-
-    ``solver`` may be an array of names (one per sample, from 'auto').
-    """
-    op = ConvOperator(filters, connectivity, image_shape)
-    for name in np.unique(solver):
-        prepare_for_solver(op, str(name))
-    return op
-
-
-def prepare_for_solver(op, solver):
-    """Compute (and cache on ``op``) the quantities ``solver`` needs; returns ``op``.
-
-    Done once, before the operator is shared by the joblib tasks.
-    """
-    if solver in _SOLVER_PRECOMPUTE:
-        with one_blas_thread():
-            getattr(op, _SOLVER_PRECOMPUTE[solver])
-    return op
-
-
 def _encode(
-    Y, filters, connectivity, lmbda, p, solver, max_iter, tol, init, n_jobs, weights=None
+    Y, filters, connectivity, *, lmbda, p, solver, max_iter, tol, init=None, n_jobs=None,
+    mask=None,
 ):
     """Maps (n, K, *map_shape) of images Y (n, C, *image_shape); unvalidated.
 
-    ``weights`` (binary, shape of Y; FISTA only) masks the data term.
-    ``solver='auto'`` picks a solver per sample (:func:`auto_solvers`).
+    ``mask`` (binary, shape of Y) restricts the data term to the pixels
+    where it is 1 (:class:`~skdeconv._operators.MaskedOperator`).
+    ``solver='auto'`` picks a solver per sample
+    (:func:`~skdeconv._solvers.auto_solvers`).
 
     Returns the maps, the iterations of each sample and their convergence.
     """
     n_samples = len(Y)
     op = ConvOperator(filters, connectivity, Y.shape[2:])
     spectrum_bytes = len(filters) * prod(op.fft_shape) * Y.itemsize
-    slices = _chunk_slices(
+    if mask is not None:
+        op, Y = MaskedOperator(op, mask), Y * mask
+    slices = chunk_slices(
         n_samples, effective_n_jobs(n_jobs), _WORKING_ARRAYS * spectrum_bytes
     )
     if solver == "auto":
-        solver = _auto_choice(op, Y, lmbda, p, weights, slices)
-    for name in np.unique(solver):
-        prepare_for_solver(op, str(name))
+        solver = _auto_choice(op, Y, lmbda, p, slices)
+    precompute_for(op, solver)
     # Chunks are written into the output as they arrive: the peak memory is
     # the output plus the chunks in flight, not twice the output.
     maps = np.empty((n_samples, len(filters)) + op.map_shape, dtype=Y.dtype)
@@ -214,9 +113,9 @@ def _encode(
     converged = np.empty(n_samples, dtype=bool)
     results = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_encode_chunk)(
-            (op, Y[s], None if init is None else init[s],
-             None if weights is None else weights[s]),
-            lmbda, p, solver if isinstance(solver, str) else solver[s], max_iter, tol,
+            (op.take(s), Y[s], None if init is None else init[s]),
+            lmbda=lmbda, p=p, solver=solver if isinstance(solver, str) else solver[s],
+            max_iter=max_iter, tol=tol,
         )
         for s in slices
     )
@@ -241,7 +140,7 @@ def _cost_chunk(arrays, lmbda, p):
         return objective(op, maps, Y, lmbda, p)
 
 
-def _costs(Y, maps, filters, connectivity, lmbda, p, n_jobs):
+def _costs(Y, maps, filters, connectivity, *, lmbda, p, n_jobs=None):
     """Per-sample cost lambda/2 ||F z - y||^2 + sum |z|^p; unvalidated."""
     slices = list(gen_even_slices(len(Y), min(len(Y), effective_n_jobs(n_jobs))))
     parts = Parallel(n_jobs=n_jobs)(
@@ -271,12 +170,12 @@ _COMMON_PARAMS = {
 @single_convergence_warning
 @validate_params(
     {"X": ["array-like"], "filters": ["array-like"], "init": [None, "array-like"],
-     **_COMMON_PARAMS},
+     "mask": [None, "array-like"], **_COMMON_PARAMS},
     prefer_skip_nested_validation=True,
 )
 def conv_sparse_encode(
     X, filters, *, image_shape=None, connectivity=None, lmbda=1.0, p=1.0,
-    solver="auto", max_iter=200, tol=1e-3, init=None, n_jobs=None,
+    solver="auto", max_iter=200, tol=1e-3, init=None, mask=None, n_jobs=None,
 ):
     """Infer sparse feature maps of X for FIXED filters.
 
@@ -312,17 +211,23 @@ def conv_sparse_encode(
         'auto' picks 'admm' or 'fista' per sample by a measured rule on the
         scale-free ``lambda * max|F'x|`` (``lambda`` over the smallest weight
         that gives non-zero maps): 'admm' from 10 on (dense maps; 40 for
-        inputs of several channels), else 'fista'; always 'fista' for p < 1.  Each sample's maps are those of
-        its solver, whatever the other rows.
+        inputs of several channels), else 'fista'; always 'fista' for p < 1
+        and with a ``mask``.  Each sample's maps are those of its solver,
+        whatever the other rows.
     max_iter : int, default=200
         Iterations per sample: gradient steps (FISTA), iterations (ADMM) or
         CG steps over the whole beta schedule (continuation).
-    tol : float, default=1e-4
+    tol : float, default=1e-3
         Stop a sample when ``||z_t - z_{t-1}|| <= tol * ||z_t||`` (for ADMM:
         when its relative primal and dual residuals are both ``<= tol``).
     init : array-like of shape (n_samples, n_filters * prod(map_shape)), \
 default=None
         Warm start; zeros when None.
+    mask : array-like of shape (n_samples, n_features), default=None
+        Binary weights of the data term: only the values where the mask is
+        1 are explained, ``lambda/2 ||W (F z - x)||^2`` (e.g. to predict
+        held-out pixels from the others).  Solvers 'fista' and
+        'continuation' support it ('auto' picks 'fista').
     n_jobs : int, default=None
         Number of joblib workers over chunks of samples.
 
@@ -331,6 +236,11 @@ default=None
     maps : ndarray of shape (n_samples, n_filters * prod(map_shape))
         Maps flattened as ``(n_filters, *map_shape)`` with
         ``map_shape = image_shape + filter_shape - 1``.
+
+    See Also
+    --------
+    ConvSparseCoder : Learns the filters; its ``transform`` calls this.
+    conv_dict_learning : Learns filters and maps.
 
     Examples
     --------
@@ -356,5 +266,16 @@ default=None
         if init.shape != expected:
             raise ValueError(f"init must have shape {expected}, got {init.shape}.")
         init = init.reshape((len(X), len(filters)) + map_shape)
-    maps, _, _ = _encode(Y, filters, g, lmbda, p, solver, max_iter, tol, init, n_jobs)
+    if mask is not None:
+        mask = check_array(mask, dtype=X.dtype, input_name="mask")
+        if mask.shape != X.shape or not np.isin(mask, (0, 1)).all():
+            raise ValueError(
+                f"mask must be a binary array of the shape of X {X.shape}, got shape "
+                f"{mask.shape}" + ("." if mask.shape != X.shape else " with other values.")
+            )
+        mask = mask.reshape(Y.shape)
+    maps, _, _ = _encode(
+        Y, filters, g, lmbda=lmbda, p=p, solver=solver, max_iter=max_iter, tol=tol,
+        init=init, n_jobs=n_jobs, mask=mask,
+    )
     return maps.reshape(len(X), -1)

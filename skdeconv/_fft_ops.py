@@ -19,6 +19,8 @@ from functools import cached_property
 import numpy as np
 from scipy import fft as sp_fft
 
+from ._operators import LinearOperator
+
 
 # Frequencies whose exact eigenvalue the first round of ConvOperator.lipschitz
 # computes (then four times as many per round).
@@ -39,7 +41,7 @@ def _certify_below(grams, threshold):
     """Which Hermitian PSD ``grams`` (n, m, m) have all eigenvalues <= threshold.
 
     By a Cholesky factorisation of ``threshold I - G`` (positive definite
-    exactly then; a third of the time of ``eigvalsh``); numpy's batched
+    exactly then; cheaper than ``eigvalsh``); numpy's batched
     factorisation marks the failures with NaN.  False where unsure.
     """
     shifted = np.eye(grams.shape[-1], dtype=grams.dtype) * grams.dtype.type(threshold) - grams
@@ -137,8 +139,13 @@ class _PairMixer:
         )
 
 
-class ConvOperator:
+class ConvOperator(LinearOperator):
     """Valid synthesis ``F`` of fixed filters and its exact adjoint ``F'``.
+
+    Implements the operator interface of :mod:`skdeconv._operators` with
+    circular spectra: the maps' representation is their spectrum on the FFT
+    grid, and the filter spectra and per-frequency Grams
+    (:meth:`filter_grams`) are there for Fourier-domain solvers.
 
     Parameters
     ----------
@@ -171,6 +178,9 @@ class ConvOperator:
             slice(h - 1, h - 1 + n) for n, h in zip(self.image_shape, self.filter_shape)
         )
         self.map_window = (Ellipsis,) + tuple(slice(0, m) for m in self.map_shape)
+        self.precomputed = {}  # what solvers derive from the filters (see _operators)
+
+    circular = True
 
     def _shift_phase(self):
         """Spectrum of a delay by h - 1 along every axis (valid-window offset)."""
@@ -230,6 +240,18 @@ class ConvOperator:
     def forward(self, maps):
         """F z for maps (n, K, *map_shape) -> (n, C, *image_shape)."""
         return self.forward_spectra(self.rfft(maps))
+
+    # The operator interface's representation of the maps: their spectra.
+    def represent(self, maps, out=None):
+        """The maps' spectra (:meth:`rfft`, into the buffer ``out`` when possible)."""
+        return self.rfft(maps, out=out)
+
+    def forward_represented(self, represented):
+        return self.forward_spectra(represented)
+
+    def representation_buffer(self, maps):
+        """A buffer for the spectra of ``maps`` (n, K, *map_shape)."""
+        return np.empty(maps.shape[:2] + self.freq_shape, complex_dtype(maps.dtype))
 
     def gradient_point(self, map_spectra, residual, out=None):
         """z + F' r from the spectra of z (overwritten) -> (n, K, *map_shape).
@@ -291,7 +313,7 @@ class ConvOperator:
         """
         if min(self.n_channels, self.n_filters) == 1:  # 1 x 1 Grams: scan them all
             return max(
-                float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in self._filter_grams()
+                float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in self.filter_grams()
             )
         bounds = self._cheap_norm_bounds(self.pair_spectra)
         if self._previous_bounds is not None:
@@ -306,7 +328,7 @@ class ConvOperator:
         largest, start, block = -np.inf, 0, _LIPSCHITZ_FIRST_BLOCK
         while start < order.size and bounds[order[start]] * margin >= largest:
             chosen = np.sort(order[start : start + block])
-            for part, gram in self._filter_grams(freqs=chosen):
+            for part, gram in self.filter_grams(freqs=chosen):
                 part = chosen[part]
                 if largest > 0:  # certify lambda <= largest where possible
                     below = _certify_below(gram, largest * margin)
@@ -358,24 +380,7 @@ class ConvOperator:
         frobenius = np.einsum("pf,pf->f", magnitude, magnitude)
         return np.minimum(np.minimum(by_channel.max(axis=0), by_map.max(axis=0)), frobenius)
 
-    @cached_property
-    def woodbury_inverse(self):
-        """(I + D(w) D(w)^H)^{-1} per frequency, shape (C, C, *freq).
-
-        With it, (I + D^H D)^{-1} b = b - D^H (I + D D^H)^{-1} D b on the FFT
-        grid (the x-step of ADMM).
-        """
-        n_freq = int(np.prod(self.pair_spectra.shape[1:]))
-        inverse = np.empty((n_freq, self.n_channels, self.n_channels), self.pair_spectra.dtype)
-        identity = np.eye(self.n_channels)
-        for block, gram in self._filter_grams(channel_side=True):
-            inverse[block] = np.linalg.inv(identity + gram)
-        freq_shape = self.pair_spectra.shape[1:]
-        return np.moveaxis(inverse, 0, -1).reshape(
-            (self.n_channels, self.n_channels) + freq_shape
-        )
-
-    def _filter_grams(self, channel_side=False, block_size=2**21, sparse=None, freqs=None):
+    def filter_grams(self, channel_side=False, block_size=2**21, sparse=None, freqs=None):
         """Yield (frequency slice, Gram) of the (C x K) filter matrices D(w).
 
         The Gram is D D^H (C x C) when ``channel_side`` or C <= K, else D^H D,
@@ -408,7 +413,7 @@ class ConvOperator:
             yield slice(first, first + step), dense @ adjoint if on_channels else adjoint @ dense
 
     def _sparse_grams(self, planes, on_channels, size, block_size):
-        """:meth:`_filter_grams` as sums over the terms of each entry."""
+        """:meth:`filter_grams` as sums over the terms of each entry."""
         left, right, targets = self.mixer.gram_terms(on_channels)
         starts = np.flatnonzero(np.r_[True, targets[1:] != targets[:-1]])
         step = max(1, block_size // max(len(targets), size * size))

@@ -5,7 +5,7 @@ from math import prod
 import numpy as np
 
 from ._fft_ops import ConvOperator
-from ._solvers import _momentum
+from ._momentum import momentum
 
 
 def power_of_two_scale(largest, dtype):
@@ -160,9 +160,9 @@ class MomentumFilterSteps:
 
     def accept(self, candidate):
         """Take the step: new filters, extrapolated point, smaller L_c."""
-        t_new, momentum = _momentum(np.float64(self._t), False)
-        momentum = float(momentum)  # a Python float keeps float32
-        self.point = candidate + momentum * (candidate - self.filters)
+        t_new, weight = momentum(np.float64(self._t), False)
+        weight = float(weight)  # a Python float keeps float32
+        self.point = candidate + weight * (candidate - self.filters)
         self.filters, self._t = candidate, float(t_new)
         self.lipschitz = self.decrease * self.lipschitz
 
@@ -174,9 +174,9 @@ def update_filters(filters, connectivity, maps, Y, n_steps, workers=1, rtol=1e-6
     unit-norm planes, with a step of 1 / L_c per input channel c.  Each step
     is monotone: the projection onto the sphere minimises the quadratic
     upper model of the cost.  Stops early once a step lowers the cost by
-    less than ``rtol`` relatively (``rtol=0``: never).  (The paper's conjugate gradient on the
-    unconstrained least squares followed by normalisation reached higher
-    costs here: 1166 vs 1134 on the fruit images after 20 epochs.)
+    less than ``rtol`` relatively (``rtol=0``: never).  (The paper's
+    conjugate gradient on the unconstrained least squares followed by
+    normalisation reached higher costs: see docs/performance.rst.)
 
     Parameters
     ----------

@@ -9,10 +9,10 @@ by ``a^(p - 2)``, so references of the form ``1 / s(|F'y|)^(2 - p)``, with
 
 ``lmbda='auto'`` uses the 99th percentile of ``|F'y|`` rather than its
 maximum: the inputs of upper layers (sparse maps) are heavy-tailed, and a
-fixed multiple of ``lambda_min`` that suits layer 1 leaves them nearly empty
-(on the fruit images, 5 x lambda_min gives 3.1%, 0.67% and 0.11% of
-non-zero maps on layers 1-3; the percentile rule gives a few percent on
-every layer, see the user guide, "Choosing lmbda").  At the first proximal
+fixed multiple of ``lambda_min`` that suits layer 1 leaves them nearly empty,
+whereas the percentile rule gives a few percent of non-zero maps on every
+layer (measurements: docs/performance.rst and the user guide, "Choosing
+lmbda").  At the first proximal
 step from zero, a coefficient leaves zero where ``lambda |F'y| > 1``: with
 ``lambda = AUTO_LMBDA_RATIO / q99``, that is where ``|F'y|`` exceeds
 ``q99 / AUTO_LMBDA_RATIO``.

@@ -2,20 +2,21 @@
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._encode import _encode, _reconstruct
+from ._encode import conv_sparse_encode
 from ._warnings import single_convergence_warning
 
 
 @single_convergence_warning
 def heldout_pixel_score(estimator, X, y=None, *, fraction=0.2, random_state=0):
-    """Minus the relative error of a fitted coder on hidden pixels.
+    """Score a fitted coder by minus its relative error on hidden pixels.
 
     A random ``fraction`` of the pixels of every sample is hidden; the maps
-    are inferred from the visible pixels only (FISTA on the masked data term
-    ``lambda/2 ||W (F z - y)||^2 + |z|_p^p``) and the hidden pixels are
-    predicted by ``F z``.  The score is
+    are inferred from the visible pixels only (:func:`conv_sparse_encode`
+    with a ``mask``: the data term ``lambda/2 ||W (F z - y)||^2 + |z|_p^p``,
+    solved by the solver ``solver='auto'`` picks for it) and the hidden
+    pixels are predicted by ``F z`` (``estimator.inverse_transform``).  The score is
     ``-sum_hidden (F z - y)^2 / sum_hidden y^2`` (higher is better).  Unlike
     ``estimator.score`` (minus the model's cost, which always prefers the
     smallest ``lmbda``), it is not monotone in ``lmbda``: too small leaves
@@ -43,6 +44,11 @@ def heldout_pixel_score(estimator, X, y=None, *, fraction=0.2, random_state=0):
     score : float
         Minus the relative squared error on the hidden pixels.
 
+    See Also
+    --------
+    conv_sparse_encode : Its ``mask`` gives the masked data term.
+    ConvSparseCoder.score : Minus the model's cost (monotone in ``lmbda``).
+
     Examples
     --------
     >>> import numpy as np
@@ -56,15 +62,19 @@ def heldout_pixel_score(estimator, X, y=None, *, fraction=0.2, random_state=0):
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction!r}.")
     check_is_fitted(estimator)
-    X = estimator._check_input(X)
-    Y = estimator._images(X)
-    hidden = check_random_state(random_state).random_sample(Y.shape) < fraction
-    filters = estimator.filters_.astype(X.dtype, copy=False)
-    maps, _, _ = _encode(
-        Y, filters, estimator.connectivity_, estimator.lmbda_, estimator.p, "fista",
-        estimator.max_iter, estimator.tol, None, estimator.n_jobs,
-        weights=(~hidden).astype(X.dtype),
+    X = validate_data(estimator, X, dtype=[np.float64, np.float32], reset=False)
+    scale = estimator.input_scale_
+    if scale != 1.0:
+        X = X / np.asarray(scale, dtype=X.dtype)
+    hidden = check_random_state(random_state).random_sample(X.shape) < fraction
+    maps = conv_sparse_encode(
+        X, estimator.filters_, image_shape=estimator.image_shape_,
+        connectivity=estimator.connectivity_, lmbda=estimator.lmbda_, p=estimator.p,
+        max_iter=estimator.max_iter, tol=estimator.tol, mask=~hidden, n_jobs=estimator.n_jobs,
     )
-    error = _reconstruct(maps, filters, estimator.connectivity_, Y.shape[2:]) - Y
-    reference = float(np.sum(Y[hidden] ** 2))
+    error = estimator.inverse_transform(maps)
+    if scale != 1.0:
+        error = error / np.asarray(scale, dtype=error.dtype)
+    error -= X
+    reference = float(np.sum(X[hidden] ** 2))
     return -float(np.sum(error[hidden] ** 2)) / max(reference, np.finfo(float).tiny)

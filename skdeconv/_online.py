@@ -40,10 +40,11 @@ import numpy as np
 from scipy import fft as sp_fft
 from sklearn.utils import check_random_state
 
-from ._encode import _encode, one_blas_thread
+from ._encode import _encode
 from ._fft_ops import ConvOperator, fft_shape_for
-from ._filters import correlations_to_gradient, normalize_filters
-from ._solvers import objective
+from ._filters import correlations_to_gradient
+from ._parallel import one_blas_thread
+from ._solvers import MapSolver, objective, solver_class
 
 # Side of the random crops of fit_algorithm='online' (per axis, at most the
 # image): maps of crops 64 wide cost 1.23x their pixels, and learn the same
@@ -264,8 +265,8 @@ def online_step(statistics, Y, filters, connectivity, *, lmbda, p, solver, max_i
     inference reached ``tol`` within ``min(max_iter, ONLINE_MAX_ITER)``.
     """
     maps, _, converged = _encode(
-        Y, filters, connectivity, lmbda, p, solver, min(max_iter, ONLINE_MAX_ITER), tol,
-        None, n_jobs,
+        Y, filters, connectivity, lmbda=lmbda, p=p, solver=solver,
+        max_iter=min(max_iter, ONLINE_MAX_ITER), tol=tol, n_jobs=n_jobs,
     )
     statistics.update(maps, Y)
     filters = statistics.solve(filters).astype(filters.dtype, copy=False)
@@ -329,7 +330,8 @@ def learn_online(
     maps = None
     if return_maps:
         maps, _, _ = _encode(
-            Y, filters, connectivity, lmbda, p, solver, max_iter, tol, None, n_jobs
+            Y, filters, connectivity, lmbda=lmbda, p=p, solver=solver, max_iter=max_iter,
+            tol=tol, n_jobs=n_jobs,
         )
     return maps, filters, np.asarray(history), np.ones(n_samples, dtype=bool)
 
@@ -355,7 +357,8 @@ def available_memory():
 # 32 filters 8x8, 2-6 images: per sample (the state kept between epochs) and
 # fixed (a chunk's working arrays); 'alternating' also builds the (K x K)
 # Gram of the maps at every frequency (complex128) in its filter update.
-_BATCH_ARRAYS_PER_SAMPLE = {("interleaved", "admm"): 7.0, "interleaved": 5.9, "alternating": 4.9}
+# 'interleaved' keeps each solver's state: MapSolver.interleaved_arrays.
+_ALTERNATING_ARRAYS_PER_SAMPLE = 4.9
 _BATCH_ARRAYS_FIXED = 8
 _BASE_BYTES = 200 * 2**20
 
@@ -368,9 +371,10 @@ def batch_fit_bytes(fit_algorithm, solver, Y, filters):
     grid = fft_shape_for(map_shape)
     n_freq = prod(grid[:-1]) * (grid[-1] // 2 + 1)
     spectrum = n_filters * n_freq * 2 * Y.itemsize
-    per_sample = _BATCH_ARRAYS_PER_SAMPLE.get(
-        (fit_algorithm, solver), _BATCH_ARRAYS_PER_SAMPLE[fit_algorithm]
-    )
+    if fit_algorithm == "alternating":
+        per_sample = _ALTERNATING_ARRAYS_PER_SAMPLE
+    else:  # 'auto' resolves later: the protocol's default
+        per_sample = (MapSolver if solver == "auto" else solver_class(solver)).interleaved_arrays
     fixed = _BASE_BYTES + _BATCH_ARRAYS_FIXED * spectrum
     if fit_algorithm == "alternating":
         fixed += int(1.5 * n_freq * n_filters**2 * 16)

@@ -12,8 +12,11 @@ unpooling switches of all the layers below:
 operator is built for a batch of samples and applies every sample's own
 switches; each sample's result depends on that sample only.
 
-The methods are those of the planned common operator interface
-(``forward``, ``adjoint``, ``lipschitz``), so the map solvers can take it.
+It implements the operator interface of :mod:`skdeconv._operators`
+(``forward``, ``adjoint``, ``lipschitz``, ``take``), except that its
+``map_shape`` and ``image_shape`` include the maps' and the channels' axes;
+docs/architecture.rst says how its projected inference would become a
+registered solver of the common driver.
 """
 
 from functools import cached_property
@@ -21,6 +24,7 @@ from math import prod
 
 import numpy as np
 
+from ._operators import LinearOperator
 from ._pooling3d import pool_by_switches, pooled_shape, unpool
 
 # Power iterations of the per-sample step-size estimate, and its margin over
@@ -29,7 +33,7 @@ POWER_ITERATIONS = 12
 POWER_MARGIN = 1.15
 
 
-class TopDownOperator:
+class TopDownOperator(LinearOperator):
     """``R_l`` for fixed filters and fixed switches of the layers below.
 
     Parameters
@@ -70,6 +74,7 @@ class TopDownOperator:
         bottom = self.operators[0]
         self.image_shape = (bottom.n_channels,) + bottom.image_shape
         self.dtype = top.dtype
+        self.precomputed = {}
 
     @property
     def n_layers(self):

@@ -13,6 +13,7 @@ import sys
 import threading
 import warnings
 
+import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 # Frames of these packages are skipped when attributing a warning.
@@ -86,3 +87,43 @@ def _summary(records):
         f"Map inference did not reach {tols} for {failed} of {total} samples"
         f"{where}; increase max_iter."
     )
+
+
+# A fitted layer is dead (DeadLayerWarning) when its maps explain less than
+# this fraction of the cost of all-zero maps, when fewer than this fraction of
+# them are non-zero, or when its filters moved less than this (relative).
+DEAD_EXPLAINED = 0.01
+DEAD_DENSITY = 1e-3
+DEAD_MOVEMENT = 0.01
+
+
+def warn_if_dead_layer(coder, Y, initial_filters, maps):
+    """DeadLayerWarning when a fitted coder explains (almost) nothing.
+
+    Dead: the final cost is within 1% of the cost of all-zero maps
+    (``lmbda/2 ||y||^2``), or fewer than 0.1% of the maps are non-zero,
+    or the filters moved less than 1% from their initialisation.
+    """
+    rows = Y.reshape(len(Y), -1).astype(np.float64)
+    zero_cost = 0.5 * coder.lmbda_ * float(np.mean(np.einsum("ij,ij->i", rows, rows)))
+    density = None if maps is None else np.count_nonzero(maps) / maps.size
+    moved = np.linalg.norm(coder.filters_ - initial_filters) / np.linalg.norm(initial_filters)
+    hint = (
+        f"increase lmbda (lmbda_={coder.lmbda_:.4g}; every map is zero for "
+        f"lmbda <= lmbda_min_={coder.lmbda_min_:.4g}; lmbda='auto' picks a "
+        "live value)"
+    )
+    if coder.cost_history_[-1] > (1 - DEAD_EXPLAINED) * zero_cost or (
+        density is not None and density < DEAD_DENSITY
+    ):
+        shown = "" if density is None else f" ({density:.3%} of the maps are non-zero)"
+        warn_user(
+            f"{type(coder).__name__}: the maps explain almost none of the input{shown}; "
+            f"{hint}.", DeadLayerWarning,
+        )
+    elif moved < DEAD_MOVEMENT:
+        warn_user(
+            f"{type(coder).__name__}: the filters moved by {moved:.2%} from their "
+            f"initialisation in {coder.n_iter_} epochs; increase n_epochs, or {hint}.",
+            DeadLayerWarning,
+        )

@@ -6,7 +6,7 @@ from joblib import parallel_config
 from numpy.testing import assert_array_equal
 
 from skdeconv import conv_dict_learning, conv_sparse_encode
-from skdeconv._encode import (
+from skdeconv._solvers.auto import (
     AUTO_ADMM_MAX_CHANNELS,
     AUTO_DENSE_RATIO,
     AUTO_MULTICHANNEL_FACTOR,
@@ -14,6 +14,7 @@ from skdeconv._encode import (
     auto_solvers,
 )
 from skdeconv._fft_ops import ConvOperator
+from skdeconv._operators import MaskedOperator
 
 SHAPE = (16, 16)
 
@@ -66,7 +67,7 @@ def test_rule_on_clear_sparse_and_dense_cases():
     assert_array_equal(auto_solvers(op, 8.0 * Y, lmbda / 8.0, 1.0), choice)
     # p < 1 and masked data terms: fista only
     assert set(auto_solvers(op, Y, lmbda, 0.8)) == {"fista"}
-    assert set(auto_solvers(op, Y, lmbda, 1.0, weights=np.ones_like(Y))) == {"fista"}
+    assert set(auto_solvers(MaskedOperator(op, np.ones_like(Y)), Y, lmbda, 1.0)) == {"fista"}
 
 
 @pytest.mark.parametrize("n_jobs", [None, 2])

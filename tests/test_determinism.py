@@ -17,7 +17,7 @@ from skdeconv import (
     conv_dict_learning,
     conv_sparse_encode,
 )
-from skdeconv._learning import INTERLEAVED_SOLVERS
+from skdeconv._solvers import interleaved_solvers
 from skdeconv._solvers import SOLVERS
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -126,7 +126,7 @@ def test_transform_independent_of_n_jobs(fitted, n_jobs):
 @pytest.mark.parametrize(
     "solver, fit_algorithm",
     [(solver, "alternating") for solver in sorted(SOLVERS)]
-    + [(solver, "interleaved") for solver in INTERLEAVED_SOLVERS],
+    + [(solver, "interleaved") for solver in interleaved_solvers()],
 )
 def test_fit_independent_of_n_jobs(solver, fit_algorithm):
     X = _images(9, seed=4)

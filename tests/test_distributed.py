@@ -220,7 +220,7 @@ def test_fit_keeps_chunk_state_on_the_workers(client, solver):
     task and each chunk's gradient, data terms and penalty gathered (plus the
     maps' power spectrum, once); the images travel once."""
     from skdeconv._cluster import learn_interleaved_on_cluster
-    from skdeconv._learning import _learn_interleaved
+    from skdeconv._interleaved import learn_interleaved
 
     X, params = _fit_problem(16)
     Y = X.reshape((16, 1) + IMAGE_SHAPE)
@@ -231,7 +231,7 @@ def test_fit_keeps_chunk_state_on_the_workers(client, solver):
     stats = {}
     maps, learned, history, _ = learn_interleaved_on_cluster(
         client, Y, filters, connectivity, stats=stats, **kwargs)
-    expected = _learn_interleaved(Y, filters, connectivity, **kwargs)
+    expected = learn_interleaved(Y, filters, connectivity, **kwargs)
     assert_allclose(learned, expected[1], rtol=0, atol=1e-12)
     assert_allclose(history, expected[2], rtol=1e-12)
     assert_allclose(maps, expected[0], rtol=0, atol=1e-10)

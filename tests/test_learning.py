@@ -210,7 +210,7 @@ def test_wide_layer_learning_unchanged_by_the_followed_bound(monkeypatch):
     def full_scan(op):
         scans.append(1)
         return max(
-            float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in op._filter_grams()
+            float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in op.filter_grams()
         )
 
     prop = cached_property(full_scan)

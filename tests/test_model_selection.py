@@ -25,11 +25,13 @@ def test_masked_inference_ignores_hidden_pixels():
     weights = (rng.random_sample(Y.shape) > 0.3).astype(float)
     changed = np.where(weights == 1, Y, rng.standard_normal(Y.shape) * 100)
     maps = [
-        _encode(target, filters, g, 5.0, 1.0, "fista", 500, 1e-10, None, 1, weights=weights)[0]
+        _encode(target, filters, g, lmbda=5.0, p=1.0, solver="fista", max_iter=500, tol=1e-10,
+                n_jobs=1, mask=weights)[0]
         for target in (Y, changed)
     ]
     np.testing.assert_array_equal(maps[0], maps[1])
-    unmasked = _encode(changed, filters, g, 5.0, 1.0, "fista", 500, 1e-10, None, 1)[0]
+    unmasked = _encode(changed, filters, g, lmbda=5.0, p=1.0, solver="fista", max_iter=500,
+                       tol=1e-10, n_jobs=1)[0]
     assert not np.allclose(unmasked, maps[0])
 
 

@@ -42,12 +42,13 @@ def _solve_with_iterations(Y, filters, g, lmbda, solver, tol, max_iter=20000):
     on images Y (n, C, *image_shape), one worker, zero init."""
     from skdeconv._encode import _encode
 
-    return _encode(Y, filters, g, lmbda, 1.0, solver, max_iter, tol, None, 1)
+    return _encode(Y, filters, g, lmbda=lmbda, p=1.0, solver=solver, max_iter=max_iter,
+                   tol=tol, n_jobs=1)
 
 
 def _momentum(t, restart):
     """FISTA's next t and extrapolation weight."""
-    from skdeconv._solvers import _momentum as momentum
+    from skdeconv._momentum import momentum
 
     return momentum(np.asarray(t, dtype=float), np.asarray(restart))
 
@@ -67,10 +68,12 @@ def _admm_one_iteration(filters, g, Y, lmbda, maps, balance):
     and maps parts concatenated per sample) and y (the split variables).
     """
     from skdeconv._fft_ops import ConvOperator
-    from skdeconv._solvers import admm_iteration, admm_start
+    from skdeconv._solvers import make_solver
+    from skdeconv._solvers.admm import admm_iteration
 
     op = ConvOperator(filters, g, Y.shape[2:])
-    state = admm_start(op, Y, maps, lmbda)
+    solver = make_solver("admm", lmbda=lmbda, p=1.0)
+    state = solver.start(solver.precompute(op), Y, maps)
     for _ in range(9):
         admm_iteration(op, lmbda, 1.0, state, balance=False)
 

@@ -24,7 +24,8 @@ from skdeconv import (  # noqa: E402
     make_connectivity,
 )
 from skdeconv._fft_ops import ConvOperator  # noqa: E402
-from skdeconv._learning import FIT_ALGORITHMS, INTERLEAVED_SOLVERS
+from skdeconv._learning import FIT_ALGORITHMS
+from skdeconv._solvers import interleaved_solvers
 from skdeconv._solvers import SOLVERS  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -171,7 +172,7 @@ def coder_problems(draw):
     presets = [None, "full", "singles_and_pairs", "random_pairs", "random_1", "random_3"]
     connectivity = draw(st.one_of(st.sampled_from(presets), connectivities(n_filters, n_channels)))
     solver = draw(st.sampled_from(sorted(SOLVERS)))
-    algorithms = FIT_ALGORITHMS if solver in INTERLEAVED_SOLVERS else ("alternating",)
+    algorithms = FIT_ALGORITHMS if solver in interleaved_solvers() else ("alternating",)
     return dict(
         params=dict(
             n_filters=n_filters, filter_shape=filter_shape, image_shape=image_shape,

@@ -12,11 +12,21 @@ from skdeconv import conv_sparse_encode
 from skdeconv._fft_ops import ConvOperator
 from skdeconv._filters import random_filters
 from skdeconv._shrinkage import shrink
-from skdeconv._solvers import SOLVERS, admm, continuation, fista, objective
+from skdeconv._solvers import SOLVERS, objective, solve
 from skdeconv.datasets import load_zeiler2010
 from skdeconv.preprocessing import local_contrast_normalize
 
 LMBDA = 5.0
+
+
+def _solver(name):
+    """``name`` through the driver, as ``(op, Y, lmbda, p, init, max_iter, tol)``."""
+    def run(op, Y, lmbda, p, init, max_iter, tol):
+        return solve(op, Y, solver=name, lmbda=lmbda, p=p, init=init, max_iter=max_iter, tol=tol)
+    return run
+
+
+fista, admm, continuation = (_solver(name) for name in ("fista", "admm", "continuation"))
 
 
 @pytest.fixture(autouse=True)
@@ -227,10 +237,10 @@ def _batch_runs(solver, p, max_iter=200, tol=1e-4):
     # to buffered code paths above that size
     op, Y = _fruit_problem(size=48, seed=2)
     Y = Y[:4]
-    batch = SOLVERS[solver](op, Y, LMBDA, p, _zeros(op, 4), max_iter, tol)
-    singles = [SOLVERS[solver](op, Y[i : i + 1], LMBDA, p, _zeros(op, 1), max_iter, tol) for i in range(4)]
+    batch = _solver(solver)(op, Y, LMBDA, p, _zeros(op, 4), max_iter, tol)
+    singles = [_solver(solver)(op, Y[i : i + 1], LMBDA, p, _zeros(op, 1), max_iter, tol) for i in range(4)]
     order = np.array([2, 0, 3, 1])
-    permuted = SOLVERS[solver](op, Y[order], LMBDA, p, _zeros(op, 4), max_iter, tol)
+    permuted = _solver(solver)(op, Y[order], LMBDA, p, _zeros(op, 4), max_iter, tol)
     alone = tuple(np.concatenate([s[k] for s in singles]) for k in range(3))
     return batch, alone, permuted, order
 
@@ -262,8 +272,8 @@ def test_float32_in_float32_out(solver):
     filters, g = _fruit_filters()
     op32 = ConvOperator(filters.astype(np.float32), g, (24, 24))
     Y32 = Y[:2].astype(np.float32)
-    maps32, _, _ = SOLVERS[solver](op32, Y32, LMBDA, 1.0, _zeros(op32, 2).astype(np.float32), 2000, 1e-5)
-    maps64, _, _ = SOLVERS[solver](op64, Y[:2], LMBDA, 1.0, _zeros(op64, 2), 2000, 1e-5)
+    maps32, _, _ = _solver(solver)(op32, Y32, LMBDA, 1.0, _zeros(op32, 2).astype(np.float32), 2000, 1e-5)
+    maps64, _, _ = _solver(solver)(op64, Y[:2], LMBDA, 1.0, _zeros(op64, 2), 2000, 1e-5)
     assert maps32.dtype == np.float32
     cost32 = objective(op64, maps32.astype(np.float64), Y[:2], LMBDA, 1.0)
     cost64 = objective(op64, maps64, Y[:2], LMBDA, 1.0)
@@ -276,6 +286,6 @@ def test_init_not_modified(solver):
     init = np.random.RandomState(0).standard_normal((2, 4) + op.map_shape) * 0.1
     original = init.copy()
     Y_copy = Y[:2].copy()
-    SOLVERS[solver](op, Y_copy, LMBDA, 1.0, init, 20, 1e-4)
+    _solver(solver)(op, Y_copy, LMBDA, 1.0, init, 20, 1e-4)
     np.testing.assert_array_equal(init, original)
     np.testing.assert_array_equal(Y_copy, Y[:2])

@@ -1,0 +1,177 @@
+"""Interleaved filter learning: one map-solver step and one filter step per epoch.
+
+Every epoch advances each sample's map solver by one step - its state
+(iterate, momentum or ADMM duals) carried over from epoch to epoch through
+the solver protocol - and then takes one accelerated projected-gradient
+step on the filters (the interleaved scheme of SPORCO's dictionary
+learning, Garcia-Cardona & Wohlberg, 2018).  The chunk functions here are
+shared by the local learner below and the cluster learner of
+``_cluster.py``.
+"""
+
+import time
+
+import numpy as np
+from sklearn.utils.parallel import Parallel, delayed
+
+from ._parallel import chunk_slices, one_blas_thread
+from ._fft_ops import ConvOperator
+from ._filters import (
+    MomentumFilterSteps,
+    channel_data_terms,
+    correlations_to_gradient,
+    filter_gradient_terms,
+    power_of_two_scale,
+)
+from ._shrinkage import penalty
+from ._solvers import make_solver, precompute_for
+
+# Interleaved learning splits the samples into at least this many chunks,
+# whatever n_jobs: the filter gradient sums the chunks in order, so the
+# chunks - and the learned filters, bit for bit - must not depend on n_jobs.
+MIN_CHUNKS = 4
+# Map-sized arrays per sample a chunk holds: the solver state kept between
+# epochs and the spectra (~4) on top of a solver's working arrays (~12).
+INTERLEAVED_ARRAYS = 16
+
+
+def report_epoch(verbose, epoch, n_epochs, cost, start):
+    """Print the cost every 10 epochs (``verbose``) or every epoch (> 1)."""
+    if verbose > 1 or (verbose and ((epoch + 1) % 10 == 0 or epoch + 1 == n_epochs)):
+        print(
+            f"[conv_dict_learning] epoch {epoch + 1}/{n_epochs} "
+            f"cost {cost:.6g} ({time.perf_counter() - start:.2f} s)",
+            flush=True,
+        )
+
+
+def scaled_problem(Y, lmbda, p):
+    """The images scaled by a power of two ``a`` into [0.5, 1), and ``lambda a^(p - 2)``.
+
+    Its maps are ``a z`` and its cost ``a^p`` times the cost (exactly for
+    p = 1), so that float32 products cannot overflow and the solvers see
+    data of unit scale.  Returns the images, the weight and ``a``.
+    """
+    scale = power_of_two_scale(np.max(np.abs(Y)), Y.dtype)
+    return Y * scale, lmbda * float(scale) ** (p - 2.0), scale
+
+
+def interleaved_chunks(Y, filters, op):
+    """The chunks of interleaved learning (at least MIN_CHUNKS, memory-bounded)."""
+    spectrum_bytes = len(filters) * int(np.prod(op.fft_shape)) * Y.itemsize
+    return chunk_slices(len(Y), MIN_CHUNKS, INTERLEAVED_ARRAYS * spectrum_bytes)
+
+
+def start_chunk(op, Y, method):
+    """The solver state of a chunk, from zero maps."""
+    init = np.zeros((len(Y), op.n_filters) + op.map_shape, dtype=Y.dtype)
+    return method.start(op, Y, init)
+
+
+def advance_chunk(op, point_op, method, state, Y, epoch, need_power):
+    """One solver step of a chunk at ``op``, then its filter-gradient terms at ``point_op``.
+
+    Returns the chunk's state (now holding the maps' spectra, for
+    :func:`chunk_data_terms`), its pair correlations, data term per
+    channel at ``point_op``'s filters, penalty and, if asked, the power
+    sum_n |Z_nk(w)|^2 of its maps.
+    """
+    method.step(op, state, epoch)
+    maps = method.maps(op, state)
+    spectra = point_op.rfft(maps)
+    correlations, data_terms = filter_gradient_terms(point_op, spectra, Y)
+    power = np.sum(np.abs(spectra) ** 2, axis=0, dtype=np.float64) if need_power else None
+    state["spectra"] = spectra
+    sparsity = float(penalty(maps, method.p, axis=None))
+    return state, correlations, data_terms, sparsity, power
+
+
+def chunk_data_terms(op, state, Y):
+    """Data term per channel of a chunk's stored maps at ``op``'s filters."""
+    return channel_data_terms(op, state["spectra"], Y)
+
+
+# ------------------------------------------------------------ local learner
+# Tasks get their arrays packed in a tuple (see _encode._encode_chunk).
+def _start_task(arrays, method):
+    op, Y = arrays
+    return start_chunk(op, Y, method)
+
+
+def _advance_task(arrays, method, epoch, need_power):
+    op, point_op, state, Y = arrays
+    with one_blas_thread():
+        return advance_chunk(op, point_op, method, state, Y, epoch, need_power)
+
+
+def _data_terms_task(arrays):
+    op, state, Y = arrays
+    with one_blas_thread():
+        return chunk_data_terms(op, state, Y)
+
+
+def _filter_step(parallel, steps, gradient, data_point, states, slices, Y):
+    """Backtrack the filter step until it passes; take it.
+
+    Returns the data term per channel at the new filters (every chunk's
+    stored map spectra, summed in chunk order) and the operator of the new
+    filters, which the next epoch's map solvers use.
+    """
+    while True:
+        candidate = steps.propose(gradient)
+        op = ConvOperator(candidate, steps.connectivity, Y.shape[2:])
+        data_terms = sum(parallel(
+            delayed(_data_terms_task)((op, state, Y[s])) for state, s in zip(states, slices)
+        ))
+        fits = steps.sufficient_decrease(candidate, gradient, data_point, data_terms)
+        if fits.all():
+            steps.accept(candidate)
+            return data_terms, op
+        steps.backtrack(~fits)
+
+
+def learn_interleaved(
+    Y, filters, connectivity, *, lmbda, p, solver, max_iter, tol, n_epochs, n_jobs, verbose,
+):
+    """One map-solver step per sample and one filter step per epoch.
+
+    ``max_iter`` and ``tol`` are not used: the map solvers take one step
+    per epoch for ``n_epochs`` epochs.  Chunks are processed by joblib
+    workers (threads by default: the solver state stays in memory).  The
+    problem is solved at unit scale (:func:`scaled_problem`).
+    """
+    Y, lmbda, scale = scaled_problem(Y, lmbda, p)
+    image_shape = Y.shape[2:]
+    method = make_solver(solver, lmbda=lmbda, p=p)
+    op = ConvOperator(filters, connectivity, image_shape)
+    slices = interleaved_chunks(Y, filters, op)
+    steps = MomentumFilterSteps(filters, connectivity)
+    history = []
+    start = time.perf_counter()
+    with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
+        states = parallel(delayed(_start_task)((op, Y[s]), method) for s in slices)
+        for epoch in range(n_epochs):
+            op = precompute_for(op, method.name)  # the operator of steps.filters
+            point_op = ConvOperator(steps.point, connectivity, image_shape)
+            need_power = steps.lipschitz is None or not steps.lipschitz.all()
+            results = parallel(
+                delayed(_advance_task)((op, point_op, state, Y[s]), method, epoch, need_power)
+                for state, s in zip(states, slices)
+            )
+            states = [result[0] for result in results]
+            correlations, data_point, sparsity = (
+                sum(result[i] for result in results) for i in range(1, 4)
+            )
+            if need_power:
+                steps.start_lipschitz(sum(result[4] for result in results))
+            gradient = correlations_to_gradient(point_op, correlations)
+            data_terms, new_op = _filter_step(
+                parallel, steps, gradient, data_point, states, slices, Y
+            )
+            op = new_op.follow(op)  # the step bound starts from this epoch's
+            cost = lmbda * float(data_terms.sum()) + sparsity
+            history.append(cost / len(Y) / float(scale) ** p)
+            report_epoch(verbose, epoch, n_epochs, history[-1], start)
+    maps = np.concatenate([method.maps(op, state) for state in states])
+    maps /= scale
+    return maps, steps.filters, np.asarray(history), np.ones(len(Y), dtype=bool)

@@ -1,0 +1,64 @@
+"""``solver='auto'``: the measured rule that picks a registered solver.
+
+The only place that knows which solver suits which problem; it returns
+registered names, which the driver and the learners run like any other.
+"""
+
+import numpy as np
+
+from ._base import solver_class
+
+# The solver for sparse maps and the one for dense maps.
+SPARSE_SOLVER, DENSE_SOLVER = "fista", "admm"
+# Measured crossovers (benchmarks/README.md, "solver='auto'"): ADMM reaches
+# 1e-4 of the optimum sooner than FISTA once lambda * max|F'y| exceeds about
+# this for one input channel, and this times AUTO_MULTICHANNEL_FACTOR for
+# several (ADMM's iteration then costs more than FISTA's relative to one
+# channel: its x-step mixes the C channels per frequency).
+AUTO_DENSE_RATIO = 10.0
+AUTO_MULTICHANNEL_FACTOR = 4.0
+# Interleaved learning with solver='auto' keeps the sparse solver above this
+# many channels.
+AUTO_ADMM_MAX_CHANNELS = 8
+
+
+def auto_solvers(op, Y, lmbda, p):
+    """The solver ``solver='auto'`` picks for every sample: array of names.
+
+    The rule (issue #12, measured in benchmarks/README.md): 'admm' where
+    ``lambda * max|A'y| >= AUTO_DENSE_RATIO`` (times
+    ``AUTO_MULTICHANNEL_FACTOR`` for inputs of several channels), else
+    'fista'.  With p = 1 all maps are zero exactly when
+    lambda <= lambda_min(y) = 1 / max|A'y|, so the statistic is
+    lambda / lambda_min(y): scale-free (the same for y and lambda rescaled
+    together) and it grows with the density of the maps, where ADMM's exact
+    per-frequency x-step needs far fewer iterations than FISTA's gradient
+    steps.  It is per sample (one adjoint, about half a FISTA iteration), so
+    a sample's choice - and its maps - never depend on the batch.  'fista'
+    always for p < 1 (ADMM's splitting has no convergence guarantee for a
+    non-convex penalty) and for operators ADMM does not support (a masked
+    data term).
+    """
+    choice = np.full(len(Y), SPARSE_SOLVER, dtype=object)
+    if p != 1 or not solver_class(DENSE_SOLVER).supports(op) or not len(Y):
+        return choice
+    threshold = AUTO_DENSE_RATIO * (1.0 if op.n_channels == 1 else AUTO_MULTICHANNEL_FACTOR)
+    correlation = np.abs(op.adjoint(Y)).reshape(len(Y), -1).max(axis=1)
+    choice[lmbda * correlation.astype(np.float64) >= threshold] = DENSE_SOLVER
+    return choice
+
+
+def auto_solver_for_learning(op, Y, lmbda, p):
+    """One solver for interleaved learning with ``solver='auto'``.
+
+    The choice of most training samples at the initial filters (one solver
+    state is carried over the epochs), except 'fista' for layers with many
+    input channels, where ADMM's per-epoch (C x C) inverses per frequency
+    and its (C x C) mixing per iteration cost more than its fewer
+    iterations save (measured in benchmarks/README.md).
+    """
+    if op.n_channels > AUTO_ADMM_MAX_CHANNELS:
+        return SPARSE_SOLVER
+    choice = auto_solvers(op, Y, lmbda, p)
+    dense = np.count_nonzero(choice == DENSE_SOLVER)
+    return DENSE_SOLVER if dense * 2 > len(choice) else SPARSE_SOLVER
