@@ -452,6 +452,7 @@ class AdaptiveDeconvNetwork(
         Returns
         -------
         X_projected : ndarray of shape (n_samples, n_features_in_)
+            The projections, rows flattened like X.
         """
         X = self._check_input(X)
         return self._project(X, self._layer_number(layer))
@@ -516,16 +517,19 @@ class AdaptiveDeconvNetwork(
         return projections, locations
 
     def score(self, X, y=None):
-        """Minus the mean squared error of X's reconstruction from the top layer.
+        """Return minus the mean squared error of X's reconstruction from the top layer.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Images, rows flattened as ``(n_channels, *image_shape)``.
         y : Ignored
+            Not used, present for API consistency.
 
         Returns
         -------
         score : float
+            ``-mean((X - project(X)) ** 2)``: higher is better.
         """
         X = self._check_input(X)
         return -float(np.mean((X - self._project(X, len(self.filters_))) ** 2))

@@ -21,8 +21,26 @@ _LIBRARY_PACKAGES = ("skdeconv", "sklearn", "joblib", "threading", "concurrent",
 
 
 class DeadLayerWarning(UserWarning):
-    """A fitted layer explains (almost) nothing: its maps are (nearly) all zero,
-    or its filters barely moved from their initialisation."""
+    """Warning that a fitted layer explains (almost) nothing.
+
+    Issued by ``fit`` when a layer's maps are (nearly) all zero, or its
+    filters barely moved from their initialisation; the message names the
+    parameter to change (usually ``lmbda``).
+
+    See Also
+    --------
+    skdeconv.ConvSparseCoder : The single-layer coder that checks its fit.
+    skdeconv.DeconvNetworkTransformer : Checks every layer of the network.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skdeconv import DeadLayerWarning
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", DeadLayerWarning)  # a dead layer raises
+    ...     issubclass(DeadLayerWarning, UserWarning)
+    True
+    """
 
 
 _calls = threading.local()

@@ -20,9 +20,9 @@ Second check: in ``Parameters``, every documented default (``name : type,
 default=X``) equals the default in the signature (for a class, of
 ``__init__``), and every parameter of the signature is documented.
 
-Failures in modules owned by the solver refactor are listed in
+Tolerated failures would be listed in
 ``KNOWN_FAILURES`` (marked xfail, strict, so that a fix shows as XPASS and the
-entry must then go); the list is to be emptied once both branches are merged.
+entry must then go); it is empty.
 """
 
 import ast
@@ -43,30 +43,9 @@ IGNORED = {"RT02", "GL01", "GL02"}
 IGNORED_ON_METHODS = {"ES01", "SA01", "EX01"}
 IGNORED_ON_PROPERTIES = {"PR02", "GL08"}
 
-# Known failures in files of the solver/learner refactor (issue #13, other
-# branch); the lead empties this set after merging.  Key: (check, object),
-# check "numpydoc" or "defaults".  Found with this test at 480a34c + this branch:
-KNOWN_FAILURES = {
-    # _adaptive.py: AdaptiveDeconvNetwork.project: RT03
-    ("numpydoc", "skdeconv.AdaptiveDeconvNetwork.project"),
-    # _adaptive.py: AdaptiveDeconvNetwork.score: SS05, PR07 (X, y), RT03
-    ("numpydoc", "skdeconv.AdaptiveDeconvNetwork.score"),
-    # _coder.py: ConvSparseCoder: PR09 (batch_size)
-    ("numpydoc", "skdeconv.ConvSparseCoder"),
-    # _coder.py: ConvSparseCoder.score: SS05
-    ("numpydoc", "skdeconv.ConvSparseCoder.score"),
-    # _warnings.py: DeadLayerWarning: SS06, SA01, EX01
-    ("numpydoc", "skdeconv.DeadLayerWarning"),
-    # _learning.py: conv_dict_learning: PR03, PR04 (image_shape, connectivity,
-    # lmbda, p, solver, n_jobs, max_iter, tol), SA01
-    ("numpydoc", "skdeconv.conv_dict_learning"),
-    # _encode.py: conv_sparse_encode: SA01
-    ("numpydoc", "skdeconv.conv_sparse_encode"),
-    # _encode.py: conv_sparse_encode: tol documented default=1e-4, signature 1e-3
-    ("defaults", "skdeconv.conv_sparse_encode"),
-    # _model_selection.py: heldout_pixel_score: SS05, SA01
-    ("numpydoc", "skdeconv.heldout_pixel_score"),
-}
+# Known failures: none.  (check, object) pairs, check "numpydoc" or "defaults",
+# marked xfail (strict) if one ever has to be tolerated for a while.
+KNOWN_FAILURES = set()
 
 
 def _public_modules():
