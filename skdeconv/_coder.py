@@ -74,7 +74,7 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         steps.  'auto' picks 'fista' or 'admm' per sample by a measured rule
         on ``lambda * max|F'y|`` (see :func:`conv_sparse_encode`), and one
         of them for interleaved learning.
-    max_iter : int, default=200
+    max_iter : int, default=1000
         Iterations of map inference per sample, in ``transform`` and in each
         epoch of ``fit`` with ``fit_algorithm='alternating'``; read at call
         time.
@@ -204,7 +204,7 @@ default=None
         lmbda="auto",
         p=1.0,
         solver="auto",
-        max_iter=200,
+        max_iter=1000,
         tol=1e-3,
         n_epochs=100,
         fit_algorithm="interleaved",

@@ -12,7 +12,7 @@ from ._warnings import single_convergence_warning
 @validate_params({"X": ["array-like"]}, prefer_skip_nested_validation=False)
 def conv_dict_learning(
     X, n_filters, filter_shape, *, image_shape=None, connectivity=None, lmbda=1.0,
-    p=1.0, solver="auto", max_iter=200, tol=1e-3, n_epochs=100, fit_algorithm="interleaved",
+    p=1.0, solver="auto", max_iter=1000, tol=1e-3, n_epochs=100, fit_algorithm="interleaved",
     filters_init=None, n_jobs=None, random_state=None, verbose=0,
 ):
     """Learn convolutional filters and sparse maps of X (one layer).
@@ -51,7 +51,7 @@ def conv_dict_learning(
         training samples at the initial filters, and 'fista' for inputs of
         more than 8 channels; with 'alternating' it chooses per sample at
         every epoch.
-    max_iter : int, default=200
+    max_iter : int, default=1000
         Iterations of map inference per sample in each epoch of
         'alternating' (at most 50 per mini-batch for 'online'); not used by
         'interleaved'.

@@ -175,7 +175,7 @@ _COMMON_PARAMS = {
 )
 def conv_sparse_encode(
     X, filters, *, image_shape=None, connectivity=None, lmbda=1.0, p=1.0,
-    solver="auto", max_iter=200, tol=1e-3, init=None, mask=None, n_jobs=None,
+    solver="auto", max_iter=1000, tol=1e-3, init=None, mask=None, n_jobs=None,
 ):
     """Infer sparse feature maps of X for FIXED filters.
 
@@ -214,7 +214,7 @@ def conv_sparse_encode(
         inputs of several channels), else 'fista'; always 'fista' for p < 1
         and with a ``mask``.  Each sample's maps are those of its solver,
         whatever the other rows.
-    max_iter : int, default=200
+    max_iter : int, default=1000
         Iterations per sample: gradient steps (FISTA), iterations (ADMM) or
         CG steps over the whole beta schedule (continuation).
     tol : float, default=1e-3

@@ -147,7 +147,7 @@ class DeconvNetworkTransformer(
         Exponent of the sparsity penalty, in (0, 1], per layer if a tuple.
     solver : {'auto', 'fista', 'admm', 'continuation'} or tuple, default='auto'
         Map inference of every layer (see :class:`ConvSparseCoder`).
-    max_iter : int or tuple of int, default=200
+    max_iter : int or tuple of int, default=1000
         Iterations of map inference per sample, per layer if a tuple.
     tol : float or tuple of float, default=1e-3
         Stopping tolerance of map inference, per layer if a tuple.
@@ -241,7 +241,7 @@ default='interleaved'
         lmbda="auto",
         p=1.0,
         solver="auto",
-        max_iter=200,
+        max_iter=1000,
         tol=1e-3,
         n_epochs=100,
         fit_algorithm="interleaved",

@@ -53,7 +53,7 @@ class MapSolver:
         Weight of the data term.
     p : float, default=1.0
         Exponent of the sparsity penalty.
-    max_iter : int, default=200
+    max_iter : int, default=1000
         Budget of iterations per sample, in the solver's own unit.
     tol : float, default=1e-3
         Stopping tolerance of :meth:`converged`.
@@ -69,7 +69,7 @@ class MapSolver:
     #: learner's arrays; measured with peak RSS, see ``_online.py``).
     interleaved_arrays = 5.9
 
-    def __init__(self, *, lmbda, p=1.0, max_iter=200, tol=1e-3):
+    def __init__(self, *, lmbda, p=1.0, max_iter=1000, tol=1e-3):
         self.lmbda, self.p, self.max_iter, self.tol = lmbda, p, max_iter, tol
 
     @classmethod

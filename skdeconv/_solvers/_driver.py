@@ -6,7 +6,7 @@ from .._parallel import one_blas_thread
 from ._base import ActiveSet, MapSolver, solver_class
 
 
-def make_solver(solver, *, lmbda, p=1.0, max_iter=200, tol=1e-3):
+def make_solver(solver, *, lmbda, p=1.0, max_iter=1000, tol=1e-3):
     """A :class:`MapSolver` from a registered name (an instance is returned as is)."""
     if isinstance(solver, MapSolver):
         return solver
@@ -35,7 +35,7 @@ def check_supported(solver, op):
         )
 
 
-def solve(op, Y, *, solver, lmbda, p=1.0, max_iter=200, tol=1e-3, init=None, callback=None):
+def solve(op, Y, *, solver, lmbda, p=1.0, max_iter=1000, tol=1e-3, init=None, callback=None):
     """Maps of every sample of ``Y`` for operator ``op``, each solved independently.
 
     Parameters
