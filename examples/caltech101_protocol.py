@@ -114,7 +114,7 @@ class _AdaptiveLayers(AdaptiveDeconvNetwork):
             return super().transform(X)
         upsampled = []
         for layer, Z in zip(layers, super().transform(X, layers=layers)):
-            number = self._layer_number(layer)
+            number = layer if layer > 0 else len(self.filters_) + 1 + layer
             Z = Z.reshape((len(Z),) + self.layer_map_shapes_[number - 1])
             for axis, stride in enumerate(self._strides(number), start=2):
                 Z = np.repeat(Z, stride, axis=axis)

@@ -12,20 +12,29 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import (
-    Interval,
-    StrOptions,
-)
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._adaptive_solvers import AUTO_LMBDA_RATIO, infer_maps, learn_layer, lmbda_min
+from ._adaptive_projection import (
+    check_map_indices,
+    project_maps,
+    project_strongest,
+    reconstruct_rows,
+)
+from ._adaptive_solvers import infer_maps, learn_layer, lmbda_min, resolve_lmbda
 from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
 from ._fft_ops import ConvOperator
 from ._filters import random_filters
-from ._geometry import check_filter_shape, check_image_shape
-from ._network import split_per_layer
-from ._pooling3d import check_pool_shapes, max_pool, pooled_shape
+from ._geometry import (
+    FLOAT_DTYPES,
+    check_filter_shape,
+    check_image_shape,
+    layer_number,
+    layer_numbers,
+)
+from ._per_layer import per_layer_constraint, split_per_layer
+from ._pooling3d import check_pool_shapes, pooled_shape
 from ._topdown import TopDownOperator
 
 _LAYER_CONSTRAINTS = {
@@ -38,10 +47,6 @@ _LAYER_CONSTRAINTS = {
     "n_epochs": [Interval(Integral, 1, None, closed="left")],
 }
 _PER_LAYER = ("filter_shape", "connectivity", "lmbda", "max_iter", "tol", "n_epochs")
-
-
-def _per_layer(name):
-    return [*_LAYER_CONSTRAINTS[name], tuple, list]
 
 
 class _AdaptiveTransform:
@@ -80,15 +85,9 @@ class _AdaptiveTransform:
             maps = self._infer(X_valid, len(self.filters_))[0]
             rows = np.concatenate([z.reshape(len(z), -1) for z in maps], axis=1)
             return _wrap_data_with_container("transform", rows, X, self)
-        numbers = [self._layer_number(layer) for layer in _sequence(layers)]
+        numbers = layer_numbers(layers, len(self.filters_))
         maps = self._infer(X_valid, max(numbers))[0]
         return [maps[number - 1].reshape(len(X_valid), -1) for number in numbers]
-
-
-def _sequence(layers):
-    if not np.iterable(layers) or isinstance(layers, str) or not len(layers):
-        raise ValueError(f"layers must be a non-empty sequence of layer numbers, got {layers!r}.")
-    return layers
 
 
 class AdaptiveDeconvNetwork(
@@ -224,8 +223,8 @@ class AdaptiveDeconvNetwork(
     """
 
     _parameter_constraints: dict = {
-        "n_filters": _per_layer("n_filters"),
-        **{name: _per_layer(name) for name in _PER_LAYER},
+        "n_filters": per_layer_constraint(_LAYER_CONSTRAINTS, "n_filters"),
+        **{name: per_layer_constraint(_LAYER_CONSTRAINTS, name) for name in _PER_LAYER},
         "pool_shape": [None, tuple, list],
         "image_shape": [None, tuple, list],
         "solver": [StrOptions({"fista", "ista"})],
@@ -292,7 +291,7 @@ class AdaptiveDeconvNetwork(
         self : object
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, dtype=FLOAT_DTYPES)
         self.image_shape_, self.n_channels_ = check_image_shape(self.image_shape, X.shape[1])
         layers = self._layer_params(len(self.image_shape_))
         rng = check_random_state(self.random_state)
@@ -312,7 +311,7 @@ class AdaptiveDeconvNetwork(
                 operators + [ConvOperator(filters, g, input_shape)], switches, self.pool_shape_
             )
             self.lmbda_min_[number - 1] = lmbda_min(R, Y)
-            lmbda = self._resolve_lmbda(params["lmbda"], self.lmbda_min_[number - 1])
+            lmbda = resolve_lmbda(params["lmbda"], self.lmbda_min_[number - 1])
             filters, history = learn_layer(
                 R, Y, filters, g, lmbda=lmbda, pool_shape=params["pool_shape"],
                 n_epochs=params["n_epochs"], max_iter=params["max_iter"], tol=params["tol"],
@@ -349,12 +348,6 @@ class AdaptiveDeconvNetwork(
         self.n_iter_ = int(sum(len(h) for h in self.cost_history_))
         return self
 
-    @staticmethod
-    def _resolve_lmbda(lmbda, reference):
-        if isinstance(lmbda, str):
-            return AUTO_LMBDA_RATIO * reference if np.isfinite(reference) else 1.0
-        return float(lmbda)
-
     def _reporter(self, number):
         if not self.verbose:
             return None
@@ -368,7 +361,7 @@ class AdaptiveDeconvNetwork(
     # ------------------------------------------------------------ inference
     def _check_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
 
     def _operators(self, dtype, n_layers=None):
         """ConvOperators of layers 1..n_layers in ``dtype`` (built per call)."""
@@ -396,16 +389,6 @@ class AdaptiveDeconvNetwork(
             switches.append(s)
         return maps, switches, operators
 
-    def _layer_number(self, layer, name="layer"):
-        n_layers = len(self.filters_)
-        if (not isinstance(layer, Integral) or isinstance(layer, bool)
-                or not 1 <= abs(layer) <= n_layers):
-            raise ValueError(
-                f"{name} must be a layer number in 1..{n_layers} (or -{n_layers}..-1 "
-                f"counting from the top) of the fitted network, got {layer!r}."
-            )
-        return int(layer) if layer > 0 else n_layers + 1 + int(layer)
-
     def inverse_transform(self, X):
         """Top-down reconstruction of the samples from the top layer's maps.
 
@@ -424,17 +407,16 @@ class AdaptiveDeconvNetwork(
             Reconstructions in pixel space.
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+        Z = check_array(X, dtype=FLOAT_DTYPES, input_name="X")
         if Z.shape[1] != self._n_features_out:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but inverse_transform expects rows of "
                 f"transform with {self._n_features_out} features."
             )
-        maps = [Z[:, cols].reshape((len(Z),) + shape)
-                for cols, shape in zip(self.layer_slices_, self.layer_map_shapes_)]
-        switches = [max_pool(z, pool)[1] for z, pool in zip(maps[:-1], self.pool_shape_)]
-        R = TopDownOperator(self._operators(Z.dtype), switches, self.pool_shape_[:-1])
-        return R.forward(np.ascontiguousarray(maps[-1])).reshape(len(Z), -1)
+        return reconstruct_rows(
+            Z, self._operators(Z.dtype), self.layer_slices_, self.layer_map_shapes_,
+            self.pool_shape_,
+        )
 
     def project(self, X, layer=-1):
         """Reconstruction of images from the maps of one layer, in pixel space.
@@ -455,12 +437,11 @@ class AdaptiveDeconvNetwork(
             The projections, rows flattened like X.
         """
         X = self._check_input(X)
-        return self._project(X, self._layer_number(layer))
+        return self._project(X, layer_number(layer, len(self.filters_)))
 
     def _project(self, X, number):
         maps, switches, operators = self._infer(X, number)
-        R = TopDownOperator(operators, switches[: number - 1], self.pool_shape_[: number - 1])
-        return R.forward(maps[-1]).reshape(len(X), -1)
+        return project_maps(maps[-1], operators, switches, self.pool_shape_)
 
     def project_activations(self, X, layer=-1, maps=None):
         """Single activations of one layer projected down to pixel space.
@@ -489,32 +470,10 @@ class AdaptiveDeconvNetwork(
             ``(map, *position)`` of each projected activation in the maps.
         """
         X = self._check_input(X)
-        number = self._layer_number(layer)
-        n_maps = self.layer_map_shapes_[number - 1][0]
-        selected = np.arange(n_maps) if maps is None else np.asarray(maps, dtype=int).ravel()
-        if selected.size == 0 or selected.min() < 0 or selected.max() >= n_maps:
-            raise ValueError(f"maps must hold map indices in 0..{n_maps - 1}, got {maps!r}.")
+        number = layer_number(layer, len(self.filters_))
+        selected = check_map_indices(maps, self.layer_map_shapes_[number - 1][0])
         inferred, switches, operators = self._infer(X, number)
-        Z = inferred[-1]
-        flat = np.abs(Z[:, selected].reshape(len(X), len(selected), -1))
-        strongest = np.argmax(flat, axis=2)
-        positions = np.stack(np.unravel_index(strongest, Z.shape[2:]), axis=-1)
-        single = np.zeros((len(X), len(selected)) + Z.shape[1:], Z.dtype)
-        n_index, m_index = np.meshgrid(np.arange(len(X)), np.arange(len(selected)), indexing="ij")
-        where = (n_index, m_index, np.broadcast_to(selected, n_index.shape)) + tuple(
-            positions[..., axis] for axis in range(positions.shape[-1])
-        )
-        single[where] = Z[(n_index, np.broadcast_to(selected, n_index.shape)) + where[3:]]
-        R = TopDownOperator(
-            operators, [np.repeat(s, len(selected), axis=0) for s in switches[: number - 1]],
-            self.pool_shape_[: number - 1],
-        )
-        flat_single = single.reshape((-1,) + Z.shape[1:])
-        projections = R.forward(flat_single).reshape(len(X), len(selected), -1)
-        locations = np.concatenate(
-            [np.broadcast_to(selected[None, :, None], n_index.shape + (1,)), positions], axis=2
-        )
-        return projections, locations
+        return project_strongest(inferred[-1], selected, operators, switches, self.pool_shape_)
 
     def score(self, X, y=None):
         """Return minus the mean squared error of X's reconstruction from the top layer.

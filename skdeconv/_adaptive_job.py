@@ -22,8 +22,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._adaptive import AdaptiveDeconvNetwork
+from ._adaptive_projection import project_maps
 from ._jobs import job_data, layer_figures, save_figures, write_summary
-from ._topdown import TopDownOperator
 
 # The paper's 9/45/150 maps with 7x7 filters, 3x3 spatial pooling over pairs
 # of maps, lmbda='auto' (10 x lambda_min per layer), 5 epochs of 30 inference
@@ -43,15 +43,15 @@ ADAPTIVE = {
         "n_epochs": 5,
     },
 }
+# --quick: the same network, smaller and shorter.
 QUICK = {
     "n_images": 2,
     "crop": 24,
     "network": {
+        **ADAPTIVE["network"],
         "n_filters": (3, 6, 12),
         "filter_shape": 5,
-        "connectivity": ("full", "full", "random_pairs"),
         "pool_shape": (2, 2, 2),
-        "lmbda": "auto",
         "max_iter": 10,
         "tol": 1e-2,
         "n_epochs": 2,
@@ -67,9 +67,7 @@ def evaluate(net, X):
     maps, switches, operators = net._infer(check, len(net.filters_))
     reconstructions, layers = [], {}
     for number, Z in enumerate(maps, start=1):
-        R = TopDownOperator(operators[:number], switches[: number - 1],
-                            net.pool_shape_[: number - 1])
-        reconstruction = R.forward(Z).reshape(len(X), -1)
+        reconstruction = project_maps(Z, operators[:number], switches, net.pool_shape_)
         reconstructions.append(reconstruction)
         layers[f"layer{number}"] = {
             "relative_error": float(np.linalg.norm(reconstruction - X) / np.linalg.norm(X)),

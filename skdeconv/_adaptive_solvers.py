@@ -63,6 +63,17 @@ def lmbda_min(R, Y):
     return np.inf if largest == 0 else 1.0 / largest
 
 
+def resolve_lmbda(lmbda, reference):
+    """Absolute weight of ``lmbda``: 'auto' is ``AUTO_LMBDA_RATIO * reference``.
+
+    ``reference`` is the layer's :func:`lmbda_min`; 'auto' gives 1.0 where it
+    is infinite (all-zero training images).  A number is used as it is.
+    """
+    if isinstance(lmbda, str):
+        return AUTO_LMBDA_RATIO * reference if np.isfinite(reference) else 1.0
+    return float(lmbda)
+
+
 def infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver="fista", init=None,
                callback=None, lipschitz=None):
     """Maps of layer l for every sample of ``Y``, each solved independently.

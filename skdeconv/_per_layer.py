@@ -1,8 +1,7 @@
 """Per-layer parameters of the networks: one value for every layer, or one each.
 
 Shared by :class:`~skdeconv.DeconvNetworkTransformer` and
-:class:`~skdeconv.AdaptiveDeconvNetwork` (``_adaptive.py`` imports
-``split_per_layer`` through ``_network``).
+:class:`~skdeconv.AdaptiveDeconvNetwork`.
 """
 
 from sklearn.utils._param_validation import validate_parameter_constraints
