@@ -84,6 +84,12 @@ def _shared(key, build):
     return cached[1]
 
 
+def _forget(fit):
+    """Drop the worker's operators of a finished fit (run on every worker)."""
+    for slot in [slot for slot in _WORKER_OPERATORS if slot[0] == fit]:
+        del _WORKER_OPERATORS[slot]
+
+
 def _operator(filters, connectivity, image_shape, method, previous=None):
     """The operator of ``filters`` ready for ``method``; ``previous`` (the
     chunk's operator of the last epoch) speeds up the step bound."""
@@ -216,6 +222,7 @@ def learn_interleaved_on_cluster(
             submit(_maps, chunk, method) for chunk in chunks
         ]))
         maps /= scale
+    client.run(_forget, submit.token)
     if stats is not None:
         stats.update(
             data_bytes=data_bytes, epochs=n_epochs,

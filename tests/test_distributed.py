@@ -345,3 +345,16 @@ def test_documented_recipe_on_loopback():
         coder, maps = cluster_recipe(cluster.scheduler_address, X, IMAGE_SHAPE)
     assert_allclose(coder.filters_, expected.filters_, rtol=0, atol=1e-10)
     assert_allclose(maps, expected.transform(X), rtol=0, atol=1e-8)
+
+
+def test_cluster_fit_leaves_no_operator_on_the_workers(client):
+    """The operators the chunks of a worker share are dropped when the fit ends."""
+    from skdeconv import _cluster
+
+    def cached():
+        return len(_cluster._WORKER_OPERATORS)
+
+    X, params = _fit_problem(n_epochs=3)
+    with joblib.parallel_config(backend="dask"):
+        ConvSparseCoder(n_jobs=2, **params).fit(X)
+    assert set(client.run(cached).values()) == {0}
