@@ -133,7 +133,7 @@ def test_a_new_operator_and_a_new_solver_plug_in():
         op, _, Y = _problem()
         dense = _DenseOperator(op)
         assert not make_solver("admm", lmbda=1.0).supports(dense)
-        params = dict(lmbda=5.0, max_iter=20000, tol=1e-10)
+        params = dict(lmbda=5.0, max_iter=20000, tol=1e-8)
         reference = objective(op, solve(op, Y, solver="fista", **params)[0], Y, 5.0, 1.0)
         for name in ("fista", "continuation", "test_ista"):  # generic paths
             maps, _, _ = solve(dense, Y, solver=name, **params)
