@@ -201,8 +201,11 @@ def plot_feature_maps(
         Title of the whole figure.
 
     normalize : {"each", "all"}, default="each"
-        ``"each"`` stretches every map over its own value range; ``"all"``
-        uses one range for all shown maps, which shows which maps are active.
+        ``"each"`` scales every map by its own range; ``"all"`` uses one
+        range for all shown maps, which shows which maps are active.  Images
+        of maps are shown on a range symmetric about zero (the largest
+        magnitude), so that zero, most of a sparse map, is the same mid-grey
+        in every tile.
 
     cmap : str or Colormap, default="gray"
         Colormap of the images.
@@ -243,12 +246,16 @@ def plot_feature_maps(
             f"got shape {maps.shape}."
         )
     tiles = list(maps.reshape(-1, *map_shape)[:max_maps])
+    lines = len(map_shape) == 1
+    limits = tile_limits(tiles, normalize)
+    if not lines:  # signed sparse codes: zero is mid-grey in every tile
+        limits = [(-m, m) for m in (max(abs(low), abs(high)) for low, high in limits)]
     return draw_grid(
         plt,
         tiles,
         [f"map {k}" for k in range(len(tiles))],
-        tile_limits(tiles, normalize),
-        lines=len(map_shape) == 1,
+        limits,
+        lines=lines,
         ncols=ncols or near_square_ncols(len(tiles)),
         cmap=cmap,
         title=title,

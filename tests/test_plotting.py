@@ -333,3 +333,14 @@ def test_missing_matplotlib_message(monkeypatch, plot, args):
 def test_import_does_not_load_matplotlib():
     code = "import sys, skdeconv.plotting; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_plot_feature_maps_zero_is_mid_grey_in_every_tile():
+    """Sparse signed maps: each image's colour range is symmetric about zero."""
+    maps = np.zeros((3, 5, 4))
+    maps[0, 1, 1], maps[1, 2, 3], maps[2, 0, 0], maps[2, 4, 3] = 2.0, -0.5, 1.0, -3.0
+    fig = plot_feature_maps(maps, map_shape=(5, 4))
+    limits = [ax.images[0].get_clim() for ax in fig.axes[:3]]
+    assert limits == [(-2.0, 2.0), (-0.5, 0.5), (-3.0, 3.0)]
+    fig = plot_feature_maps(maps, map_shape=(5, 4), normalize="all")
+    assert {ax.images[0].get_clim() for ax in fig.axes[:3]} == {(-3.0, 3.0)}
