@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ._jobs import job_data, layer_figures, pyplot, save_figures, write_summary
+from ._jobs import (
+    job_data, layer_figures, pyplot, relative_error, save_figures, write_summary,
+)
 from ._network import DeconvNetworkTransformer
 from .datasets import load_zeiler2010
 from .preprocessing import LocalContrastNormalizer, images_to_rows
@@ -113,10 +115,6 @@ def _progress(args, message):
         print(message, flush=True)
 
 
-def _relative_error(X, reconstruction):
-    return float(np.linalg.norm(reconstruction - X) / np.linalg.norm(X))
-
-
 def _last_tenth_change(history):
     """Relative change of the cost over the last 10% of the epochs (flat: < 1%)."""
     start = history[-min(len(history), max(2, len(history) // 10))]
@@ -130,7 +128,7 @@ def _evaluate(net, X):
     reconstructions = [net.project(Z, layer) for layer, Z in zip(layers, maps)]
     return maps, reconstructions, {
         f"layer{layer}": {
-            "relative_error": _relative_error(X, R),
+            "relative_error": relative_error(X, R),
             "nonzero_fraction": float(np.mean(Z != 0)),
             "input_scale": float(net.pipeline_[layer - 1].input_scale_),
             "cost_history": net.pipeline_[layer - 1].cost_history_.tolist(),

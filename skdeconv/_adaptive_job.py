@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._adaptive import AdaptiveDeconvNetwork
 from ._adaptive_projection import project_maps
-from ._jobs import job_data, layer_figures, save_figures, write_summary
+from ._jobs import job_data, layer_figures, relative_error, save_figures, write_summary
 
 # The paper's 9/45/150 maps with 7x7 filters, 3x3 spatial pooling over pairs
 # of maps, lmbda='auto' (10 x lambda_min per layer), 5 epochs of 30 inference
@@ -70,7 +70,7 @@ def evaluate(net, X):
         reconstruction = project_maps(Z, operators[:number], switches, net.pool_shape_)
         reconstructions.append(reconstruction)
         layers[f"layer{number}"] = {
-            "relative_error": float(np.linalg.norm(reconstruction - X) / np.linalg.norm(X)),
+            "relative_error": relative_error(X, reconstruction),
             "nonzero_fraction": float(np.mean(Z != 0)),
             "nonzeros_per_image": float(np.count_nonzero(Z) / len(X)),
             "lmbda": float(net.lmbda_[number - 1]),

@@ -99,10 +99,12 @@ def _operator(filters, connectivity, image_shape, method, previous=None):
     return precompute_for(op, method.name)
 
 
-def _start(Y, filters, connectivity, method):
-    """A chunk: its images and its map solver's initial state."""
+def _start(Y, filters, connectivity, method, fit):
+    """A chunk: its images and its map solver's initial state (the operator
+    of the initial filters is the worker's shared one of epoch 0)."""
     with one_blas_thread():
-        op = _operator(filters, connectivity, Y.shape[2:], method)
+        op = _shared((fit, "filters", 0),
+                     lambda: _operator(filters, connectivity, Y.shape[2:], method))
         state = start_chunk(op, Y, method)
     return {"Y": Y, "state": state, "op": op}
 
@@ -174,7 +176,7 @@ def learn_interleaved_on_cluster(
     steps = MomentumFilterSteps(filters, connectivity)
     submit = _Submitter(client)
     chunks = [
-        submit(_start, np.ascontiguousarray(Y[s]), filters, connectivity, method)
+        submit(_start, np.ascontiguousarray(Y[s]), filters, connectivity, method, submit.token)
         for s in slices
     ]
     data_bytes, submit.bytes_sent = submit.bytes_sent, 0

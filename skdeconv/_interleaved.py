@@ -35,12 +35,12 @@ MIN_CHUNKS = 4
 INTERLEAVED_ARRAYS = 16
 
 
-def report_epoch(verbose, epoch, n_epochs, cost, start):
+def report_epoch(verbose, epoch, n_epochs, cost, start, what="epoch", cost_name="cost"):
     """Print the cost every 10 epochs (``verbose``) or every epoch (> 1)."""
     if verbose > 1 or (verbose and ((epoch + 1) % 10 == 0 or epoch + 1 == n_epochs)):
         print(
-            f"[conv_dict_learning] epoch {epoch + 1}/{n_epochs} "
-            f"cost {cost:.6g} ({time.perf_counter() - start:.2f} s)",
+            f"[conv_dict_learning] {what} {epoch + 1}/{n_epochs} "
+            f"{cost_name} {cost:.6g} ({time.perf_counter() - start:.2f} s)",
             flush=True,
         )
 

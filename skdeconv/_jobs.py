@@ -25,6 +25,11 @@ def pyplot():
     return plt
 
 
+def relative_error(X, reconstruction):
+    """||reconstruction - X|| / ||X||, over all samples."""
+    return float(np.linalg.norm(reconstruction - X) / np.linalg.norm(X))
+
+
 def job_data(args, config, load):
     """Rows of the job's images, their spatial shape and dtype; creates ``--out``.
 

@@ -26,6 +26,7 @@ from ._geometry import (
     FLOAT_DTYPES,
     check_filter_shape,
     check_image_shape,
+    map_shape_of,
     layer_number,
     layer_numbers,
 )
@@ -294,7 +295,7 @@ default='interleaved'
                     f"Layer {number} of {type(self).__name__} ({n_channels} input "
                     f"channels, {params['n_filters']} maps): {error}"
                 ) from None
-            image_shape = tuple(n + h - 1 for n, h in zip(image_shape, filter_shape))
+            image_shape = map_shape_of(image_shape, filter_shape)
             n_channels = params["n_filters"]
         return layer_params
 

@@ -43,6 +43,7 @@ from sklearn.utils import check_random_state
 from ._encode import _encode
 from ._fft_ops import ConvOperator, fft_shape_for
 from ._filters import correlations_to_gradient
+from ._interleaved import report_epoch
 from ._parallel import one_blas_thread
 from ._solvers import MapSolver, objective, solver_class
 
@@ -321,12 +322,8 @@ def learn_online(
             max_iter=max_iter, tol=tol, n_jobs=n_jobs,
         )
         history.append(float(costs.mean()))
-        if verbose > 1 or (verbose and ((step + 1) % 10 == 0 or step + 1 == n_epochs)):
-            print(
-                f"[conv_dict_learning] online mini-batch {step + 1}/{n_epochs} "
-                f"cost per crop {history[-1]:.6g} ({time.perf_counter() - start:.2f} s)",
-                flush=True,
-            )
+        report_epoch(verbose, step, n_epochs, history[-1], start,
+                     what="online mini-batch", cost_name="cost per crop")
     maps = None
     if return_maps:
         maps, _, _ = _encode(
