@@ -272,7 +272,6 @@ def test_worker_lost_mid_fit_recomputed_from_lineage():
     task) and the fit ends with the serial filters."""
     X, params = _fit_problem(8, n_epochs=100)
     params["n_filters"], params["filter_shape"] = 8, 5
-    X = np.tile(X, (1, 1))
     expected = ConvSparseCoder(n_jobs=1, **params).fit(X)
     with _local_cluster(processes=True) as cluster, _connect(cluster) as client:
         thread, result = _fit_in_thread(params, X)

@@ -19,10 +19,6 @@ own ``sklearn/tests/test_docstrings.py`` also leaves out, for the same reasons:
 Second check: in ``Parameters``, every documented default (``name : type,
 default=X``) equals the default in the signature (for a class, of
 ``__init__``), and every parameter of the signature is documented.
-
-Tolerated failures would be listed in
-``KNOWN_FAILURES`` (marked xfail, strict, so that a fix shows as XPASS and the
-entry must then go); it is empty.
 """
 
 import ast
@@ -42,10 +38,6 @@ from numpydoc.docscrape import ClassDoc, FunctionDoc  # noqa: E402
 IGNORED = {"RT02", "GL01", "GL02"}
 IGNORED_ON_METHODS = {"ES01", "SA01", "EX01"}
 IGNORED_ON_PROPERTIES = {"PR02", "GL08"}
-
-# Known failures: none.  (check, object) pairs, check "numpydoc" or "defaults",
-# marked xfail (strict) if one ever has to be tolerated for a while.
-KNOWN_FAILURES = set()
 
 
 def _public_modules():
@@ -88,11 +80,8 @@ def _public_objects():
 PUBLIC = _public_objects()
 
 
-def _param(check, path, kind):
-    marks = []
-    if (check, path) in KNOWN_FAILURES:
-        marks.append(pytest.mark.xfail(reason="known failure, other branch", strict=True))
-    return pytest.param(path, kind, id=path, marks=marks)
+def _param(path, kind):
+    return pytest.param(path, kind, id=path)
 
 
 def _enforced(errors, kind):
@@ -113,13 +102,8 @@ def test_every_public_module_declares_all():
             assert hasattr(module, name), f"{module.__name__}.__all__ names {name}"
 
 
-def test_known_failures_name_public_objects():
-    paths = {path for path, _, _ in PUBLIC}
-    assert {path for _, path in KNOWN_FAILURES} <= paths
-
-
 @pytest.mark.parametrize(
-    "path, kind", [_param("numpydoc", path, kind) for path, _, kind in PUBLIC]
+    "path, kind", [_param(path, kind) for path, _, kind in PUBLIC]
 )
 def test_numpydoc_validation(path, kind):
     result = numpydoc_validate.validate(path)
@@ -187,7 +171,7 @@ def default_mismatches(obj):
 
 @pytest.mark.parametrize(
     "path, kind",
-    [_param("defaults", path, kind) for path, _, kind in PUBLIC
+    [_param(path, kind) for path, _, kind in PUBLIC
      if kind in ("function", "class", "method")],
 )
 def test_documented_defaults_match_signatures(path, kind):
