@@ -73,15 +73,6 @@ def _encode_chunk(arrays, *, lmbda, p, solver, max_iter, tol):
         return maps, n_iter, converged
 
 
-def _auto_choice(op, Y, lmbda, p, slices):
-    """:func:`~skdeconv._solvers.auto_solvers` of all samples, chunk by chunk."""
-    choice = np.empty(len(Y), dtype=object)
-    with one_blas_thread():
-        for s in slices:
-            choice[s] = auto_solvers(op.take(s), Y[s], lmbda, p)
-    return choice
-
-
 def _encode(
     Y, filters, connectivity, *, lmbda, p, solver, max_iter, tol, init=None, n_jobs=None,
     mask=None,
@@ -104,7 +95,8 @@ def _encode(
         n_samples, effective_n_jobs(n_jobs), _WORKING_ARRAYS * spectrum_bytes
     )
     if solver == "auto":
-        solver = _auto_choice(op, Y, lmbda, p, slices)
+        with one_blas_thread():
+            solver = auto_solvers(op, Y, lmbda, p)
     precompute_for(op, solver)
     # Chunks are written into the output as they arrive: the peak memory is
     # the output plus the chunks in flight, not twice the output.

@@ -4,8 +4,11 @@ The only place that knows which solver suits which problem; it returns
 registered names, which the driver and the learners run like any other.
 """
 
+from math import prod
+
 import numpy as np
 
+from .._parallel import chunk_slices
 from ._base import solver_class
 
 # The solver for sparse maps and the one for dense maps.
@@ -33,8 +36,9 @@ def auto_solvers(op, Y, lmbda, p):
     lambda / lambda_min(y): scale-free (the same for y and lambda rescaled
     together) and it grows with the density of the maps, where ADMM's exact
     per-frequency x-step needs far fewer iterations than FISTA's gradient
-    steps.  It is per sample (one adjoint, about half a FISTA iteration), so
-    a sample's choice - and its maps - never depend on the batch.  'fista'
+    steps.  It is per sample (one adjoint, about half a FISTA iteration,
+    computed chunk by chunk: memory O(chunk)), so a sample's choice - and
+    its maps - never depend on the batch.  'fista'
     always for p < 1 (ADMM's splitting has no convergence guarantee for a
     non-convex penalty) and for operators ADMM does not support (a masked
     data term).
@@ -43,8 +47,11 @@ def auto_solvers(op, Y, lmbda, p):
     if p != 1 or not solver_class(DENSE_SOLVER).supports(op) or not len(Y):
         return choice
     threshold = AUTO_DENSE_RATIO * (1.0 if op.n_channels == 1 else AUTO_MULTICHANNEL_FACTOR)
-    correlation = np.abs(op.adjoint(Y)).reshape(len(Y), -1).max(axis=1)
-    choice[lmbda * correlation.astype(np.float64) >= threshold] = DENSE_SOLVER
+    adjoint_bytes = op.n_filters * prod(op.map_shape) * Y.itemsize
+    correlation = np.empty(len(Y))
+    for s in chunk_slices(len(Y), 1, adjoint_bytes):
+        correlation[s] = np.abs(op.adjoint(Y[s])).reshape(len(Y[s]), -1).max(axis=1)
+    choice[lmbda * correlation >= threshold] = DENSE_SOLVER
     return choice
 
 
