@@ -42,6 +42,8 @@ from ._fft_ops import ConvOperator
 from ._filters import MomentumFilterSteps, correlations_to_gradient
 from ._interleaved import (
     advance_chunk,
+    backtracking_filter_step,
+    channel_operator,
     chunk_data_terms,
     interleaved_chunks,
     report_epoch,
@@ -130,11 +132,13 @@ def _advance(chunk, filters, point, connectivity, method, epoch, need_power, fit
     return {"Y": Y, "state": state, "op": op}, (gradient, data_terms, sparsity, power)
 
 
-def _data_terms(chunk, candidate, connectivity, fit, attempt):
+def _data_terms(chunk, candidate, connectivity, channels, fit, attempt):
+    """The chunk's data terms of input ``channels`` (all: None) at ``candidate``."""
+    Y = chunk["Y"] if channels is None else chunk["Y"][:, channels]
     with one_blas_thread():
-        op = _shared((fit, "candidate", attempt),
-                     lambda: ConvOperator(candidate, connectivity, chunk["Y"].shape[2:]))
-        return chunk_data_terms(op, chunk["state"], chunk["Y"])
+        op = _shared((fit, "candidate", attempt), lambda: channel_operator(
+            candidate, connectivity, Y.shape[2:], channels))
+        return chunk_data_terms(op, chunk["state"], Y)
 
 
 def _maps(chunk, method):
@@ -183,6 +187,17 @@ def learn_interleaved_on_cluster(
     gathered = 0
     history = []
     start = time.perf_counter()
+
+    def data_terms_of(candidate, channels):  # of this epoch's chunks, on the workers
+        nonlocal gathered
+        attempt = submit.count
+        parts = client.gather([
+            submit(_data_terms, chunk, candidate, connectivity, channels, submit.token, attempt)
+            for chunk in chunks
+        ])
+        gathered += sum(part.nbytes for part in parts)
+        return sum(parts)
+
     for epoch in range(n_epochs):
         need_power = steps.lipschitz is None or not steps.lipschitz.all()
         advanced = [
@@ -201,20 +216,7 @@ def learn_interleaved_on_cluster(
         )
         if need_power:
             steps.start_lipschitz(sum(result[3] for result in results))
-        while True:
-            candidate = steps.propose(gradient)
-            attempt = submit.count
-            parts = client.gather([
-                submit(_data_terms, chunk, candidate, connectivity, submit.token, attempt)
-                for chunk in chunks
-            ])
-            gathered += sum(part.nbytes for part in parts)
-            data_terms = sum(parts)
-            fits = steps.sufficient_decrease(candidate, gradient, data_point, data_terms)
-            if fits.all():
-                steps.accept(candidate)
-                break
-            steps.backtrack(~fits)
+        data_terms, _ = backtracking_filter_step(steps, gradient, data_point, data_terms_of)
         cost = lmbda * float(data_terms.sum()) + sparsity
         history.append(cost / len(Y) / float(scale) ** p)
         report_epoch(verbose, epoch, n_epochs, history[-1], start)

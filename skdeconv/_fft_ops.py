@@ -18,6 +18,7 @@ from functools import cached_property
 
 import numpy as np
 from scipy import fft as sp_fft
+from scipy import sparse
 
 from ._operators import LinearOperator
 
@@ -28,13 +29,17 @@ _LIPSCHITZ_FIRST_BLOCK = 64
 
 
 def _segment_sums(values, keys, n_keys):
-    """Sums of the rows of ``values`` (n, ...) sharing a key in [0, n_keys)."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    out = np.zeros((n_keys,) + values.shape[1:], values.dtype)
-    out[sorted_keys[starts]] = np.add.reduceat(values[order], starts, axis=0)
-    return out
+    """Sums of the rows of ``values`` (n, ...) sharing a key in [0, n_keys).
+
+    A sparse indicator matrix times the rows: several times faster than
+    ``np.add.reduceat`` along the first axis.
+    """
+    rows = values.reshape(len(values), -1)
+    indicator = sparse.csr_array(
+        (np.ones(len(keys), rows.dtype), (keys, np.arange(len(keys)))),
+        shape=(n_keys, len(keys)),
+    )
+    return (indicator @ rows).reshape((n_keys,) + values.shape[1:])
 
 
 def _certify_below(grams, threshold):

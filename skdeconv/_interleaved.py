@@ -91,6 +91,41 @@ def chunk_data_terms(op, state, Y):
     return channel_data_terms(op, state["spectra"], Y)
 
 
+def channel_operator(filters, connectivity, image_shape, channels):
+    """The synthesis of the input ``channels`` only (all when None).
+
+    The data term of a channel depends on that channel's planes only, so
+    :func:`chunk_data_terms` of this operator and ``Y[:, channels]`` are the
+    data terms of those channels.
+    """
+    if channels is not None:
+        filters, connectivity = filters[:, channels], connectivity[:, channels]
+    return ConvOperator(filters, connectivity, image_shape)
+
+
+def backtracking_filter_step(steps, gradient, data_point, data_terms_of):
+    """Propose filter steps and backtrack until every channel passes; take it.
+
+    The test is per input channel, and so is the data term: a retry
+    evaluates ``data_terms_of(candidate, channels)`` (the summed data terms
+    of those channels) for the channels that failed only; the others'
+    planes are the same numbers in the retried candidate.  Returns the data
+    term per channel at the new filters and whether a retry happened.
+    """
+    channels, data_terms = None, np.empty(steps.connectivity.shape[1])
+    while True:
+        candidate = steps.propose(gradient)
+        data_terms[slice(None) if channels is None else channels] = data_terms_of(
+            candidate, channels
+        )
+        fits = steps.sufficient_decrease(candidate, gradient, data_point, data_terms)
+        if fits.all():
+            steps.accept(candidate)
+            return data_terms, channels is not None
+        steps.backtrack(~fits)
+        channels = np.flatnonzero(~fits)
+
+
 # ------------------------------------------------------------ local learner
 # Tasks get their arrays packed in a tuple (see _encode._encode_chunk).
 def _start_task(arrays, method):
@@ -111,23 +146,27 @@ def _data_terms_task(arrays):
 
 
 def _filter_step(parallel, steps, gradient, data_point, states, slices, Y):
-    """Backtrack the filter step until it passes; take it.
+    """:func:`backtracking_filter_step` over the chunks.
 
     Returns the data term per channel at the new filters (every chunk's
     stored map spectra, summed in chunk order) and the operator of the new
     filters, which the next epoch's map solvers use.
     """
-    while True:
-        candidate = steps.propose(gradient)
-        op = ConvOperator(candidate, steps.connectivity, Y.shape[2:])
-        data_terms = sum(parallel(
-            delayed(_data_terms_task)((op, state, Y[s])) for state, s in zip(states, slices)
+    image_shape, tried = Y.shape[2:], {}
+
+    def data_terms_of(candidate, channels):
+        op = channel_operator(candidate, steps.connectivity, image_shape, channels)
+        tried["op"] = op
+        rows = slice(None) if channels is None else channels
+        return sum(parallel(
+            delayed(_data_terms_task)((op, state, Y[s][:, rows]))
+            for state, s in zip(states, slices)
         ))
-        fits = steps.sufficient_decrease(candidate, gradient, data_point, data_terms)
-        if fits.all():
-            steps.accept(candidate)
-            return data_terms, op
-        steps.backtrack(~fits)
+
+    data_terms, retried = backtracking_filter_step(steps, gradient, data_point, data_terms_of)
+    if retried:
+        return data_terms, ConvOperator(steps.filters, steps.connectivity, image_shape)
+    return data_terms, tried["op"]
 
 
 def learn_interleaved(
