@@ -4,11 +4,11 @@ Reconstruction errors of the adaptive network from every layer
 
 Fits the :class:`~skdeconv.AdaptiveDeconvNetwork` of ``python -m skdeconv --model
 adaptive`` (9/45/150 maps, 7x7 filters, pool (3, 3, 2), ``lmbda='auto'``, 5 epochs
-of 30 iterations) on the 10 bundled images of one set, contrast normalised with an
-EXPLICIT window (default: the authors' toolbox, 5x5 with sigma 1.591, with which
-the 2010 network's errors 0.39 / 0.49 / 0.71 on fruit were measured), and prints
-the relative reconstruction error, the non-zero maps per image and the fit time of
-every layer. ``--model deconv`` fits the 2010 network instead, with the settings
+of 30 iterations, ``n_jobs=2``) on the 10 bundled images of one set, contrast
+normalised with an EXPLICIT window (default: the authors' toolbox, 5x5 with sigma
+1.591, with which the 2010 network's errors 0.39 / 0.49 / 0.71 on fruit were
+measured), and prints the relative reconstruction error, the non-zero maps per
+image and the fit time of every layer. ``--model deconv`` fits the 2010 network instead, with the settings
 ``python -m skdeconv`` used up to commit 71c66ee (the 0.71 baseline): lmbda (5, 20,
 30), FISTA, 300/50/2 epochs (interleaved, interleaved, alternating), max_iter
 (50, 50, 40), tol (1e-3, 1e-3, 3e-3), n_jobs=2. Not part of the gallery (several
@@ -69,7 +69,7 @@ def main(argv=None):
     if args.model == "deconv":
         return deconv_errors(X, args.seed)
     net = AdaptiveDeconvNetwork(**ADAPTIVE["network"], image_shape=(100, 100),
-                                random_state=args.seed)
+                                n_jobs=ADAPTIVE["n_jobs"], random_state=args.seed)
     start = time.perf_counter()
     net.fit(X)
     fitted = time.perf_counter() - start

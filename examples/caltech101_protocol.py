@@ -160,7 +160,8 @@ def main(argv=None):
         network = _AdaptiveLayers(
             n_filters=(9, 45), filter_shape=7, connectivity="full", pool_shape=(3, 3, 2),
             image_shape=(args.image_size, args.image_size), max_iter=args.max_iter,
-            n_epochs=per_layer(args.n_epochs or [5]), random_state=args.seed,
+            n_epochs=per_layer(args.n_epochs or [5]), n_jobs=args.n_jobs,
+            random_state=args.seed,
         )
     else:
         network = DeconvNetworkTransformer(

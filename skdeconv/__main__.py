@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._jobs import (
-    job_data, layer_figures, pyplot, relative_error, save_figures, write_summary,
+    job_data, job_n_jobs, layer_figures, pyplot, relative_error, save_figures, write_summary,
 )
 from ._network import DeconvNetworkTransformer
 from .datasets import load_zeiler2010
@@ -105,7 +105,7 @@ def _load(dataset, config, dtype):
 def _network(config, image_shape, args):
     return DeconvNetworkTransformer(
         **config["network"], image_shape=image_shape,
-        n_jobs=config["n_jobs"] if args.n_jobs is None else args.n_jobs,
+        n_jobs=job_n_jobs(args, config),
         random_state=args.seed, verbose=int(not args.quiet),
     )
 

@@ -22,7 +22,7 @@ from ._adaptive_projection import (
     project_strongest,
     reconstruct_rows,
 )
-from ._adaptive_solvers import infer_maps, learn_layer, lmbda_min, resolve_lmbda
+from ._adaptive_solvers import infer_maps_parallel, learn_layer, lmbda_min, resolve_lmbda
 from ._connectivity import CONNECTIVITY_CONSTRAINT, _make_connectivity
 from ._fft_ops import ConvOperator
 from ._filters import random_filters
@@ -147,6 +147,12 @@ class AdaptiveDeconvNetwork(
         Epochs of filter learning per layer (inference, then ten filter
         steps).  On the fruit images the layer costs still fall by 1-4% per
         epoch after 5 epochs: more epochs learn more, at a proportional cost.
+    n_jobs : int, default=None
+        Number of joblib workers over chunks of images: the map inference of
+        every layer in ``fit`` (every epoch; the filter steps run in this
+        process), ``transform``, ``project``, ``project_activations`` and
+        ``score``.  The results do not depend on it (each image is inferred
+        on its own).
     random_state : int, RandomState instance or None, default=None
         Initial filters and random connectivity.
     verbose : int, default=0
@@ -225,6 +231,7 @@ class AdaptiveDeconvNetwork(
         "pool_shape": [None, tuple, list],
         "image_shape": [None, tuple, list],
         "solver": [StrOptions({"fista", "ista"})],
+        "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -242,6 +249,7 @@ class AdaptiveDeconvNetwork(
         max_iter=30,
         tol=1e-3,
         n_epochs=5,
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -255,6 +263,7 @@ class AdaptiveDeconvNetwork(
         self.max_iter = max_iter
         self.tol = tol
         self.n_epochs = n_epochs
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -312,16 +321,16 @@ class AdaptiveDeconvNetwork(
             filters, history = learn_layer(
                 R, Y, filters, g, lmbda=lmbda, pool_shape=params["pool_shape"],
                 n_epochs=params["n_epochs"], max_iter=params["max_iter"], tol=params["tol"],
-                solver=self.solver, report=self._reporter(number),
+                solver=self.solver, report=self._reporter(number), n_jobs=self.n_jobs,
             )
             operator = ConvOperator(filters, g, input_shape)
             operators.append(operator)
             map_shape = (params["n_filters"],) + operator.map_shape
             if number < len(layers):  # the switches of this layer for the next ones
                 R = TopDownOperator(operators, switches, self.pool_shape_)
-                _, top_switches, _ = infer_maps(
+                _, top_switches, _, _ = infer_maps_parallel(
                     R, Y, lmbda, params["pool_shape"], params["max_iter"], params["tol"],
-                    self.solver,
+                    self.solver, n_jobs=self.n_jobs,
                 )
                 switches.append(top_switches)
             self.pool_shape_.append(params["pool_shape"])
@@ -378,9 +387,9 @@ class AdaptiveDeconvNetwork(
         for number in range(1, n_layers + 1):
             R = TopDownOperator(operators[:number], switches, self.pool_shape_[: number - 1])
             max_iter, tol = self._layer_settings[number - 1]
-            z, s, _ = infer_maps(
+            z, s, _, _ = infer_maps_parallel(
                 R, Y, self.lmbda_[number - 1], self.pool_shape_[number - 1], max_iter, tol,
-                self.solver,
+                self.solver, n_jobs=self.n_jobs,
             )
             maps.append(z)
             switches.append(s)

@@ -23,15 +23,19 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._adaptive import AdaptiveDeconvNetwork
 from ._adaptive_projection import project_maps
-from ._jobs import job_data, layer_figures, relative_error, save_figures, write_summary
+from ._jobs import (
+    job_data, job_n_jobs, layer_figures, relative_error, save_figures, write_summary,
+)
 
 # The paper's 9/45/150 maps with 7x7 filters, 3x3 spatial pooling over pairs
 # of maps, lmbda='auto' (10 x lambda_min per layer), 5 epochs of 30 inference
 # iterations per layer: docs/performance.rst ("The jobs of python -m
-# skdeconv") gives the measurement behind the number of epochs.
+# skdeconv") gives the measurement behind the number of epochs.  Map
+# inference runs on n_jobs joblib workers over chunks of images (docs/adaptive.rst).
 ADAPTIVE = {
     "n_images": 10,
     "crop": None,
+    "n_jobs": 2,
     "network": {
         "n_filters": (9, 45, 150),
         "filter_shape": 7,
@@ -47,6 +51,7 @@ ADAPTIVE = {
 QUICK = {
     "n_images": 2,
     "crop": 24,
+    "n_jobs": 1,
     "network": {
         **ADAPTIVE["network"],
         "n_filters": (3, 6, 12),
@@ -146,8 +151,8 @@ def run_adaptive(args, plt, load):
     config = QUICK if args.quick else ADAPTIVE
     X, image_shape, dtype = job_data(args, config, load)
     net = AdaptiveDeconvNetwork(
-        **config["network"], image_shape=image_shape, random_state=args.seed,
-        verbose=int(not args.quiet),
+        **config["network"], image_shape=image_shape, n_jobs=job_n_jobs(args, config),
+        random_state=args.seed, verbose=int(not args.quiet),
     )
     if not args.quiet:
         print(f"Learning an adaptive network of {net.n_filters} maps on {len(X)} "

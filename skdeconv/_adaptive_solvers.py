@@ -19,11 +19,16 @@ of layer ``l``'s filters correlates its maps with the error brought down to
 its input space, ``P_{l-1} F_{l-1}' ... P_1 F_1' (R_l z - y)``.
 """
 
+from math import prod
+
 import numpy as np
+from joblib import effective_n_jobs
+from sklearn.utils.parallel import Parallel, delayed
 
 from ._fft_ops import ConvOperator
 from ._momentum import momentum
 from ._filters import _channel_lipschitz, correlations_to_gradient, normalize_filters
+from ._parallel import chunk_slices, one_blas_thread
 from ._pooling3d import keep_block_maxima, pool_unpool
 from ._shrinkage import shrink
 from ._topdown import POWER_ITERATIONS, TopDownOperator
@@ -39,6 +44,10 @@ FILTER_STEPS = 10
 # Power iterations of the step-size estimate after the first epoch, warm started.
 WARM_POWER_ITERATIONS = 4
 _FILTER_L_DECREASE = 0.7
+# Arrays of the size of a sample's spectra (summed over the layers of R_l)
+# that live at once inside inference: the iterates, the gradient and the
+# transforms' intermediates (the chunks' budget is _parallel.CHUNK_BYTES).
+_INFERENCE_ARRAYS = 12
 
 
 def _column(values, ndim):
@@ -160,6 +169,57 @@ def infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver="fista", init=None
     return out, switches, n_iter
 
 
+# Each task gets its arrays packed in a tuple (see _encode._encode_chunk).
+def _infer_chunk(arrays, lmbda, pool_shape, max_iter, tol, solver, power_iterations):
+    R, Y, init, start = arrays
+    with one_blas_thread():
+        lipschitz, vectors = R.sample_lipschitz(
+            n_iter=power_iterations, start=start, return_vectors=True
+        )
+        maps, switches, n_iter = infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver,
+                                            init=init, lipschitz=lipschitz)
+    return maps, switches, n_iter, vectors
+
+
+def infer_maps_parallel(R, Y, lmbda, pool_shape, max_iter, tol, solver="fista", *,
+                        init=None, start=None, power_iterations=POWER_ITERATIONS,
+                        n_jobs=None):
+    """:func:`infer_maps` of chunks of the samples in joblib workers.
+
+    Every chunk estimates its samples' step sizes (``R.sample_lipschitz``
+    with ``power_iterations`` power iterations from ``start``, or the fixed
+    start when None) and infers their maps; each sample's result depends on
+    that sample only, so the output does not depend on the chunks nor on
+    ``n_jobs``.  Chunks: at least ``effective_n_jobs(n_jobs)``, each within
+    the memory budget of :func:`~skdeconv._parallel.chunk_slices`.
+
+    Returns the maps, switches and iterations of :func:`infer_maps`, and the
+    power-iteration vectors (None for layer 1, whose bound is exact).
+    """
+    spectrum_bytes = sum(op.n_filters * prod(op.fft_shape) for op in R.operators)
+    slices = chunk_slices(len(Y), effective_n_jobs(n_jobs),
+                          _INFERENCE_ARRAYS * spectrum_bytes * Y.itemsize)
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_infer_chunk)(
+            (R.take(s), Y[s], None if init is None else init[s],
+             None if start is None else start[s]),
+            lmbda, pool_shape, max_iter, tol, solver, power_iterations,
+        )
+        for s in slices
+    )
+    # Chunks are written into the outputs as they arrive (peak memory: the
+    # outputs and the chunks in flight).
+    outputs = None
+    for s, chunk in zip(slices, results):
+        if outputs is None:
+            outputs = [None if part is None else np.empty((len(Y),) + part.shape[1:], part.dtype)
+                       for part in chunk]
+        for out, part in zip(outputs, chunk):
+            if out is not None:
+                out[s] = part
+    return tuple(outputs)
+
+
 def _replace_top(R, filters, connectivity):
     """``R`` with the top layer's filters replaced."""
     top = R.operators[-1]
@@ -225,11 +285,13 @@ def filter_steps(R, filters, maps, Y, connectivity, n_steps, lipschitz=None):
 
 
 def learn_layer(R, Y, filters, connectivity, *, lmbda, pool_shape, n_epochs, max_iter,
-                tol, solver, n_filter_steps=FILTER_STEPS, report=None):
+                tol, solver, n_filter_steps=FILTER_STEPS, report=None, n_jobs=None):
     """Learn the filters of the top layer of ``R`` (layers below fixed).
 
-    Every epoch infers the maps (warm started from the previous epoch's)
-    and takes ``n_filter_steps`` filter steps.
+    Every epoch infers the maps (warm started from the previous epoch's) in
+    chunks of samples on ``n_jobs`` joblib workers
+    (:func:`infer_maps_parallel`) and takes ``n_filter_steps`` filter steps
+    on all the samples in this process.
 
     Returns the filters, the maps and switches of the last epoch (for the
     last filters' inference run by the caller), and the cost history
@@ -240,12 +302,11 @@ def learn_layer(R, Y, filters, connectivity, *, lmbda, pool_shape, n_epochs, max
     for epoch in range(n_epochs):
         # the power iterations restart from the previous epoch's vectors (the
         # filters moved a little): a few iterations keep the estimate
-        steps, vectors = R.sample_lipschitz(
-            n_iter=POWER_ITERATIONS if vectors is None else WARM_POWER_ITERATIONS,
-            start=vectors, return_vectors=True,
+        maps, _, _, vectors = infer_maps_parallel(
+            R, Y, lmbda, pool_shape, max_iter, tol, solver, init=maps, start=vectors,
+            power_iterations=POWER_ITERATIONS if vectors is None else WARM_POWER_ITERATIONS,
+            n_jobs=n_jobs,
         )
-        maps, _, _ = infer_maps(R, Y, lmbda, pool_shape, max_iter, tol, solver, init=maps,
-                                lipschitz=steps)
         R, filters, data_cost, lipschitz = filter_steps(
             R, filters, maps, Y, connectivity, n_filter_steps, lipschitz
         )

@@ -30,6 +30,11 @@ def relative_error(X, reconstruction):
     return float(np.linalg.norm(reconstruction - X) / np.linalg.norm(X))
 
 
+def job_n_jobs(args, config):
+    """``--n-jobs``, or the job's default (``config["n_jobs"]``) when not given."""
+    return config["n_jobs"] if args.n_jobs is None else args.n_jobs
+
+
 def job_data(args, config, load):
     """Rows of the job's images, their spatial shape and dtype; creates ``--out``.
 

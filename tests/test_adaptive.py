@@ -1,15 +1,17 @@
 """Adaptive Deconvolutional Networks: top-down operator, inference, learning, estimator."""
 
+import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from skdeconv import AdaptiveDeconvNetwork
+from skdeconv import AdaptiveDeconvNetwork, _parallel
 from skdeconv._adaptive_solvers import (
     filter_gradient,
     filter_steps,
     infer_maps,
+    infer_maps_parallel,
     layer_costs,
     lmbda_min,
 )
@@ -178,6 +180,20 @@ def test_inference_is_independent_of_the_batch():
     np.testing.assert_array_equal(n_alone, n_iter[index])
 
 
+def test_chunked_inference_equals_one_batch(monkeypatch):
+    """Chunks of one image each (a tiny memory budget) give the batch's results."""
+    R, Y, lmbda = _problem(n_samples=4)
+    maps, switches, n_iter = infer_maps(R, Y, lmbda, (2, 2, 2), 30, 1e-3)
+    monkeypatch.setattr(_parallel, "CHUNK_BYTES", 1)
+    chunked, chunked_switches, chunked_iter, vectors = infer_maps_parallel(
+        R, Y, lmbda, (2, 2, 2), 30, 1e-3, n_jobs=1
+    )
+    np.testing.assert_array_equal(chunked, maps)
+    np.testing.assert_array_equal(chunked_switches, switches)
+    np.testing.assert_array_equal(chunked_iter, n_iter)
+    assert vectors.shape == maps.shape
+
+
 def test_lmbda_min_gives_zero_maps():
     R, Y, _ = _problem()
     lmin = lmbda_min(R, Y)
@@ -236,6 +252,35 @@ def test_estimator_round_trip_and_layers(dtype):
     np.testing.assert_allclose(reconstruction, net.project(X, -1), rtol=1e-4, atol=1e-5)
     errors = [np.linalg.norm(net.project(X, layer) - X) / np.linalg.norm(X) for layer in (1, 2)]
     assert max(errors) < 0.95
+
+
+def _assert_same_network(a, b):
+    for name in ("filters_", "cost_history_"):
+        for x, y in zip(getattr(a, name), getattr(b, name)):
+            np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a.lmbda_, b.lmbda_)
+
+
+def test_n_jobs_does_not_change_the_results():
+    """n_jobs=2 (chunks on joblib's default backend) gives the filters and maps of n_jobs=1."""
+    X = _images(n=5)
+    serial = _net(n_jobs=1).fit(X)
+    parallel = _net(n_jobs=2).fit(X)
+    _assert_same_network(serial, parallel)
+    np.testing.assert_array_equal(parallel.transform(X), serial.transform(X))
+    np.testing.assert_array_equal(parallel.project(X, 1), serial.project(X, 1))
+    assert parallel.score(X) == serial.score(X)
+
+
+def test_n_jobs_under_the_threading_backend():
+    X = _images(n=5)
+    serial = _net(n_jobs=1).fit(X)
+    with joblib.parallel_config(backend="threading"):
+        threaded = _net(n_jobs=2).fit(X)
+        np.testing.assert_array_equal(threaded.transform(X), serial.transform(X))
+        np.testing.assert_array_equal(threaded.project_activations(X, 2)[0],
+                                      serial.project_activations(X, 2)[0])
+    _assert_same_network(serial, threaded)
 
 
 def test_project_activations_are_single_activations_projected():
