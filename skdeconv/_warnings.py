@@ -3,17 +3,24 @@
 A public call (``fit``, ``transform``, ``conv_sparse_encode``, a network's
 ``fit`` over its layers...) may run map inference many times; the
 ``ConvergenceWarning`` of every run is collected and one summary is issued
-when the outermost public call returns.  Warnings point at the first frame
-outside skdeconv, scikit-learn and joblib (Pipeline, GridSearchCV and the
-joblib workers sit in between).
+when the outermost public call returns, named after it
+(``ConvSparseCoder.transform: ...``).  Warnings point at the first frame
+outside skdeconv, scikit-learn, joblib and the standard library (Pipeline,
+GridSearchCV and joblib sit in between); in a joblib worker process, where
+no frame is the user's, at the definition of the public method that ran.
 """
 
 import functools
+import inspect
+import os
 import sys
+import sysconfig
 import threading
 import warnings
 
+import joblib
 import numpy as np
+import sklearn
 from sklearn.exceptions import ConvergenceWarning
 
 # Frames of these packages are skipped when attributing a warning.
@@ -48,25 +55,57 @@ _calls = threading.local()
 
 def user_stacklevel():
     """``stacklevel`` for ``warnings.warn`` called from the caller of this
-    function: the first frame outside the library packages (the outermost
-    frame if every frame is inside them, as in a joblib worker)."""
+    function: the first frame outside the library packages (and the
+    standard library); None where there is none (in a joblib worker
+    process, whose stack starts in ``multiprocessing``)."""
     frame, stacklevel = sys._getframe(2), 2
-    while frame.f_back is not None and _is_library(frame):
+    while _is_library(frame):
+        if frame.f_back is None:
+            return None
         frame, stacklevel = frame.f_back, stacklevel + 1
     return stacklevel
 
 
+def _package(frame):
+    return frame.f_globals.get("__name__", "").split(".")[0]
+
+
 def _is_library(frame):
-    return frame.f_globals.get("__name__", "").split(".")[0] in _LIBRARY_PACKAGES
+    """A frame of the library packages (by module, or by file: loky's
+    worker runs a joblib file as ``__main__``) or of the standard library
+    (frozen modules included)."""
+    return _package(frame) in _LIBRARY_PACKAGES or frame.f_code.co_filename.startswith(
+        _LIBRARY_DIRECTORIES
+    )
 
 
-def warn_user(message, category):
-    """``warnings.warn`` attributed to the user's code."""
-    warnings.warn(message, category, stacklevel=user_stacklevel())
+_LIBRARY_DIRECTORIES = (
+    sysconfig.get_paths()["stdlib"], "<frozen ",
+    *(os.path.dirname(module.__file__) for module in (joblib, sklearn)),
+)
+
+
+def warn_user(message, category, entry=None):
+    """``warnings.warn`` attributed to the user's code.
+
+    Where no frame is the user's (a joblib worker process of GridSearchCV,
+    say), the warning points at ``entry``, the public method that ran, if
+    given, else at the outermost frame.
+    """
+    stacklevel = user_stacklevel()
+    if stacklevel is not None:
+        warnings.warn(message, category, stacklevel=stacklevel)
+    elif entry is not None:
+        code = inspect.unwrap(entry).__code__
+        warnings.warn_explicit(message, category, code.co_filename, code.co_firstlineno,
+                               module=entry.__module__)
+    else:
+        warnings.warn(message, category, stacklevel=len(inspect.stack(0)))
 
 
 def single_convergence_warning(method):
-    """Decorate a public entry point: at most one ConvergenceWarning per call."""
+    """Decorate a public entry point: at most one ConvergenceWarning per call,
+    which names the method (``ConvSparseCoder.transform: ...``)."""
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
@@ -81,9 +120,17 @@ def single_convergence_warning(method):
             if outermost:
                 pending, _calls.pending = _calls.pending, []
                 if pending:
-                    warn_user(_summary(pending), ConvergenceWarning)
+                    warn_user(f"{_caller_name(method, args)}: {_summary(pending)}",
+                              ConvergenceWarning, entry=method)
 
     return wrapper
+
+
+def _caller_name(method, args):
+    """``Class.method`` of a bound call (the instance's class), else the function's name."""
+    if args and hasattr(args[0], method.__name__) and "." in method.__qualname__:
+        return f"{type(args[0]).__name__}.{method.__name__}"
+    return method.__name__
 
 
 def report_not_converged(n_failed, n_samples, tol, max_iter, where=""):

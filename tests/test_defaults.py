@@ -2,6 +2,8 @@
 connectivity for any depth checked before training, dead layers warned,
 one ConvergenceWarning per public call attributed to the caller."""
 
+import inspect
+import threading
 import warnings
 
 import numpy as np
@@ -158,6 +160,25 @@ def test_one_convergence_warning_per_call_attributed_to_the_caller(fruit_crops):
     convergence = [w for w in caught if w.category is ConvergenceWarning]
     assert len(convergence) == 1
     assert convergence[0].filename == __file__
+
+
+def test_warning_without_a_user_frame_names_and_points_at_the_public_method(fruit_crops):
+    """In a joblib worker process of GridSearchCV no frame is the user's (the
+    stack starts in multiprocessing): the warning names the estimator's
+    method and points at its definition, not at the standard library's
+    files.  A thread started by the standard library has such a stack."""
+    coder = _coder(max_iter=1, tol=1e-12, solver="fista", n_epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        coder.fit(fruit_crops)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        worker = threading.Thread(target=coder.transform, args=(fruit_crops,))
+        worker.start()
+        worker.join()
+    [warning] = [w for w in caught if w.category is ConvergenceWarning]
+    assert warning.filename == inspect.getsourcefile(ConvSparseCoder)
+    assert str(warning.message).startswith("ConvSparseCoder.transform: Map inference")
 
 
 def test_one_warning_through_a_pipeline_and_a_network(fruit_crops):
