@@ -86,6 +86,35 @@ class _LayerMapsTransform:
         return [maps[number - 1] for number in numbers]
 
 
+    @single_convergence_warning
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None, layers=None):
+        """Fit, and return the maps of X as ``fit(X).transform(X, layers)``.
+
+        The same numbers, in less time: training infers each layer's maps of
+        X as the next layer's input, and they are not inferred again.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training samples, rows flattened as ``(n_channels, *image_shape)``.
+        y : Ignored
+            Not used, present for API consistency.
+        layers : sequence of int, default=None
+            Layers whose maps to return, as in ``transform``; ``None``
+            returns the top layer's maps.
+
+        Returns
+        -------
+        maps : ndarray of shape (n_samples, prod(feature_map_shape_)) or list
+            As returned by ``transform``.
+        """
+        if layers is None:
+            [top] = self._fit(X, layers=(-1,))
+            return _wrap_data_with_container("transform", top, X, self)
+        return self._fit(X, layers=layers)
+
+
 class DeconvNetworkTransformer(
     _LayerMapsTransform,
     ClassNamePrefixFeaturesOutMixin,
@@ -319,13 +348,21 @@ default='interleaved'
         self : object
             The fitted estimator.
         """
+        self._fit(X)
+        return self
+
+    def _fit(self, X, layers=None):
+        """Train the layers; return the maps of X of ``layers`` (None: none;
+        checked before any training), each inferred once: those below the top are
+        the next layers' training inputs anyway."""
         X = validate_data(self, X, dtype=FLOAT_DTYPES)
         layer_params = self._layer_params()
         seeds = check_random_state(self.random_state).randint(
             np.iinfo(np.int32).max, size=len(layer_params)
         )
         layer_params = self._check_layers(layer_params, X.shape[1], seeds)
-        steps, inputs, image_shape = [], X, self.image_shape
+        numbers = [] if layers is None else layer_numbers(layers, len(layer_params))
+        steps, inputs, image_shape, kept = [], X, self.image_shape, {}
         for number, (params, seed) in enumerate(zip(layer_params, seeds), start=1):
             start = time.perf_counter()
             layer = clone(
@@ -339,15 +376,17 @@ default='interleaved'
                 layer.fit(inputs)
             _reissue(caught, f"{type(self).__name__} layer {number}")
             steps.append((f"layer{number}", layer))
-            if number < len(layer_params):
+            if number < len(layer_params) or number in numbers:
                 inputs = layer.transform(inputs)
+                if number in numbers:
+                    kept[number] = inputs
             image_shape = layer.feature_map_shape_[1:]
             self._report(number, len(layer_params), layer, time.perf_counter() - start)
         self.pipeline_ = Pipeline(steps)
         self.feature_map_shape_ = layer.feature_map_shape_
         self._n_features_out = prod(self.feature_map_shape_)
         self.n_iter_ = int(sum(layer.n_iter_ for _, layer in steps))
-        return self
+        return [kept[number] for number in numbers]
 
     def _report(self, number, n_layers, layer, seconds):
         if self.verbose:

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdeconv import DeconvNetworkTransformer
+from skdeconv import ConvSparseCoder, DeconvNetworkTransformer
 
 IMAGE_SHAPE = (10, 11)
 N_CHANNELS = 2
@@ -138,6 +138,33 @@ def test_bad_layer_numbers(network, layer):
 def test_layers_must_be_a_sequence(network, layers):
     with pytest.raises(ValueError, match="layers must be a non-empty sequence"):
         network.transform(_images(1), layers=layers)
+
+
+@pytest.mark.parametrize("layers", [None, (1, -1, 2)])
+def test_fit_transform_is_fit_then_transform_with_each_layer_inferred_once(
+    monkeypatch, layers
+):
+    """The same numbers, bit for bit; the maps of X that training infers as
+    the next layer's input are not inferred again (3 transforms for 3
+    layers, where fit then transform take 2 + 3)."""
+    X = _images()
+    expected = _small_network().fit(X).transform(X, layers=layers)
+    calls = []
+    original = ConvSparseCoder.transform
+    monkeypatch.setattr(
+        ConvSparseCoder, "transform", lambda self, Z: calls.append(1) or original(self, Z)
+    )
+    maps = _small_network().fit_transform(X, layers=layers)
+    assert len(calls) == 3
+    for got, want in zip(maps if layers else [maps], expected if layers else [expected]):
+        assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("layers", [(4,), (), 2])
+def test_fit_transform_checks_layers_before_training(monkeypatch, layers):
+    monkeypatch.setattr(ConvSparseCoder, "fit", lambda *args: pytest.fail("trained"))
+    with pytest.raises(ValueError, match="layer"):
+        _small_network().fit_transform(_images(), layers=layers)
 
 
 def test_transform_layers_ignores_set_output(network):
