@@ -54,7 +54,7 @@ NETWORKS = (("fruit", (9, 45, 150)), ("city", (9, 45, 150)), ("fruit", (8, 16, 3
 
 
 def networks():
-    print("| data | input | layer | non-zero maps | error from layer | fit (s) |")
+    print("| data | input | layer | non-zero maps | error from layer | fit_transform (s) |")
     print("|---|---|---|---|---|---|")
     for dataset, n_filters in NETWORKS:
         for scale in SCALES:
@@ -64,10 +64,10 @@ def networks():
                 start = time.perf_counter()
                 net = DeconvNetworkTransformer(
                     n_filters=n_filters, image_shape=(100, 100), n_jobs=2, random_state=0
-                ).fit(X)
-                seconds = time.perf_counter() - start
+                )
                 layers = tuple(range(1, len(n_filters) + 1))
-                maps = net.transform(X, layers=layers)
+                maps = net.fit_transform(X, layers=layers)
+                seconds = time.perf_counter() - start
             for layer, Z in zip(layers, maps):
                 error = np.linalg.norm(net.project(Z, layer) - X) / np.linalg.norm(X)
                 print(

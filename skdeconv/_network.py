@@ -238,7 +238,7 @@ default='interleaved'
     >>> X = np.random.RandomState(0).standard_normal((6, 8 * 8))
     >>> net = DeconvNetworkTransformer(
     ...     n_filters=(4, 6), filter_shape=3, connectivity=("full", "random_pairs"),
-    ...     image_shape=(8, 8), max_iter=50, n_epochs=2, random_state=0).fit(X)
+    ...     image_shape=(8, 8), n_epochs=2, random_state=0).fit(X)
     >>> [name for name, _ in net.pipeline_.steps], net.feature_map_shape_
     (['layer1', 'layer2'], (6, 12, 12))
     >>> maps = net.transform(X)
