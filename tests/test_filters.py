@@ -3,16 +3,20 @@
 import numpy as np
 import pytest
 
+from skdeconv._connectivity import _make_connectivity
 from skdeconv._fft_ops import ConvOperator
 from skdeconv._filters import (
+    MomentumFilterSteps,
     _channel_lipschitz,
     _filter_gradient,
+    channel_data_terms,
     normalize_filters,
     patch_statistics,
     random_filters,
     solve_filters_from_statistics,
     update_filters,
 )
+from skdeconv._interleaved import backtracking_filter_step, channel_operator
 
 
 def _data_cost(filters, g, maps, Y):
@@ -235,3 +239,47 @@ def test_solve_filters_from_statistics_monotone_and_same_limit():
     )
     limit = solve_filters_from_statistics(filters, g, statistics, 3000)
     np.testing.assert_allclose(update_filters(filters, g, maps, Y, 3000, rtol=0), limit, atol=1e-7)
+
+
+def test_backtracking_retries_only_the_failing_channels():
+    """A retried filter step evaluates the data terms of the channels that
+    failed only (the test and the data term are per channel), and takes the
+    same step as re-evaluating every channel: the data term of channel c
+    depends on the planes of channel c only."""
+    rng = np.random.RandomState(0)
+    g = _make_connectivity("random_pairs", 12, 5, rng)
+    filters = random_filters(12, 5, (3, 3), g, rng, np.float64)
+    maps = rng.standard_normal((2, 12, 10, 10)) * (rng.rand(2, 12, 10, 10) < 0.3)
+    Y = rng.standard_normal((2, 5, 8, 8))
+    point_op = ConvOperator(filters, g, (8, 8))
+    spectra = point_op.rfft(maps)
+    gradient, _ = _filter_gradient(point_op, spectra, Y)
+    data_point = channel_data_terms(point_op, spectra, Y)
+
+    def data_terms_of(candidate, channels, asked):
+        asked.append(channels)
+        rows = slice(None) if channels is None else channels
+        return channel_data_terms(
+            channel_operator(candidate, g, (8, 8), channels), spectra, Y[:, rows]
+        )
+
+    results = []
+    for restricted in (True, False):
+        steps, asked = MomentumFilterSteps(filters, g), []
+        steps.lipschitz = np.full(5, 1e-3)  # far too long a step: every channel backtracks
+        steps.lipschitz[2] = 1e6  # ... but channel 2, whose step is tiny
+        if restricted:
+            def evaluate(candidate, channels):
+                return data_terms_of(candidate, channels, asked)
+        else:  # every channel evaluated, those asked for returned
+            def evaluate(candidate, channels):
+                every = data_terms_of(candidate, None, asked)
+                return every if channels is None else every[channels]
+        data_terms, retried = backtracking_filter_step(steps, gradient, data_point, evaluate)
+        assert retried
+        results.append((steps.filters, data_terms, asked))
+    (filters_r, terms_r, asked_r), (filters_a, terms_a, _) = results
+    assert asked_r[0] is None and 2 not in asked_r[1]
+    assert all(set(later) <= set(earlier) for earlier, later in zip(asked_r[1:], asked_r[2:]))
+    np.testing.assert_array_equal(filters_r, filters_a)
+    np.testing.assert_allclose(terms_r, terms_a, rtol=1e-12)
