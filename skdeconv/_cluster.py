@@ -216,7 +216,7 @@ def learn_interleaved_on_cluster(
         )
         if need_power:
             steps.start_lipschitz(sum(result[3] for result in results))
-        data_terms, _ = backtracking_filter_step(steps, gradient, data_point, data_terms_of)
+        data_terms = backtracking_filter_step(steps, gradient, data_point, data_terms_of)
         cost = lmbda * float(data_terms.sum()) + sparsity
         history.append(cost / len(Y) / float(scale) ** p)
         report_epoch(verbose, epoch, n_epochs, history[-1], start)

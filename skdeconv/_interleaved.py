@@ -110,7 +110,7 @@ def backtracking_filter_step(steps, gradient, data_point, data_terms_of):
     evaluates ``data_terms_of(candidate, channels)`` (the summed data terms
     of those channels) for the channels that failed only; the others'
     planes are the same numbers in the retried candidate.  Returns the data
-    term per channel at the new filters and whether a retry happened.
+    term per channel at the new filters.
     """
     channels, data_terms = None, np.empty(steps.connectivity.shape[1])
     while True:
@@ -121,7 +121,7 @@ def backtracking_filter_step(steps, gradient, data_point, data_terms_of):
         fits = steps.sufficient_decrease(candidate, gradient, data_point, data_terms)
         if fits.all():
             steps.accept(candidate)
-            return data_terms, channels is not None
+            return data_terms
         steps.backtrack(~fits)
         channels = np.flatnonzero(~fits)
 
@@ -152,21 +152,21 @@ def _filter_step(parallel, steps, gradient, data_point, states, slices, Y):
     stored map spectra, summed in chunk order) and the operator of the new
     filters, which the next epoch's map solvers use.
     """
-    image_shape, tried = Y.shape[2:], {}
+    image_shape, operators = Y.shape[2:], []
 
     def data_terms_of(candidate, channels):
         op = channel_operator(candidate, steps.connectivity, image_shape, channels)
-        tried["op"] = op
+        operators.append(op)
         rows = slice(None) if channels is None else channels
         return sum(parallel(
             delayed(_data_terms_task)((op, state, Y[s][:, rows]))
             for state, s in zip(states, slices)
         ))
 
-    data_terms, retried = backtracking_filter_step(steps, gradient, data_point, data_terms_of)
-    if retried:
-        return data_terms, ConvOperator(steps.filters, steps.connectivity, image_shape)
-    return data_terms, tried["op"]
+    data_terms = backtracking_filter_step(steps, gradient, data_point, data_terms_of)
+    if len(operators) == 1:  # accepted at once: the operator of the new filters
+        return data_terms, operators[0]
+    return data_terms, ConvOperator(steps.filters, steps.connectivity, image_shape)
 
 
 def learn_interleaved(

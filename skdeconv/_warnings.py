@@ -24,7 +24,9 @@ import sklearn
 from sklearn.exceptions import ConvergenceWarning
 
 # Frames of these packages are skipped when attributing a warning.
-_LIBRARY_PACKAGES = ("skdeconv", "sklearn", "joblib", "threading", "concurrent", "loky")
+# (The standard library, threading and concurrent.futures included, is
+# recognised by its directory: see _LIBRARY_DIRECTORIES.)
+_LIBRARY_PACKAGES = ("skdeconv", "sklearn", "joblib", "loky")
 
 
 class DeadLayerWarning(UserWarning):
@@ -128,7 +130,7 @@ def single_convergence_warning(method):
 
 def _caller_name(method, args):
     """``Class.method`` of a bound call (the instance's class), else the function's name."""
-    if args and hasattr(args[0], method.__name__) and "." in method.__qualname__:
+    if args and "." in method.__qualname__:
         return f"{type(args[0]).__name__}.{method.__name__}"
     return method.__name__
 

@@ -275,8 +275,8 @@ def test_backtracking_retries_only_the_failing_channels():
             def evaluate(candidate, channels):
                 every = data_terms_of(candidate, None, asked)
                 return every if channels is None else every[channels]
-        data_terms, retried = backtracking_filter_step(steps, gradient, data_point, evaluate)
-        assert retried
+        data_terms = backtracking_filter_step(steps, gradient, data_point, evaluate)
+        assert len(asked) > 1  # retried
         results.append((steps.filters, data_terms, asked))
     (filters_r, terms_r, asked_r), (filters_a, terms_a, _) = results
     assert asked_r[0] is None and 2 not in asked_r[1]
