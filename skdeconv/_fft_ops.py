@@ -14,7 +14,7 @@ result is computed by exactly the same operations whatever else is in the
 batch (transform is invariant to batch composition, bit for bit).
 """
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy import fft as sp_fft
@@ -40,6 +40,40 @@ def _segment_sums(values, keys, n_keys):
         shape=(n_keys, len(keys)),
     )
     return (indicator @ rows).reshape((n_keys,) + values.shape[1:])
+
+
+@lru_cache(maxsize=64)
+def _inverse_dft_rows(length, n_out, half, dtype):
+    """Rows 0..n_out-1 of the inverse DFT of length ``length``, (n_freq, n_out).
+
+    ``half``: the frequencies are those of a real FFT (0..length//2), each
+    counted with its conjugate (weight 2 except DC and Nyquist); the real part
+    of the product is then the inverse real FFT.
+    """
+    n_freq = length // 2 + 1 if half else length
+    freqs = np.arange(n_freq)[:, None]
+    rows = np.exp(2j * np.pi * freqs * np.arange(n_out) / length) / length
+    if half:
+        rows[1:(length + 1) // 2] *= 2
+    rows = rows.astype(dtype)
+    rows.flags.writeable = False
+    return rows
+
+
+def window_irfft(spectra, fft_shape, window_shape):
+    """``irfftn(spectra, fft_shape)[..., :h1, :h2, ...]`` without the full inverse.
+
+    Partial inverse DFTs by matrix products, axis by axis: for a window
+    much smaller than the grid (a filter on a map's grid) several times
+    cheaper than the inverse FFT of the whole grid.
+    """
+    out = spectra
+    ndim = len(fft_shape)
+    for index, (length, n_out) in enumerate(zip(fft_shape, window_shape)):
+        axis = out.ndim - ndim + index
+        rows = _inverse_dft_rows(length, n_out, index == ndim - 1, out.dtype)
+        out = np.moveaxis(np.moveaxis(out, axis, -1) @ rows, -1, axis)
+    return np.ascontiguousarray(out.real)
 
 
 def _certify_below(grams, threshold):

@@ -4,7 +4,7 @@ from math import prod
 
 import numpy as np
 
-from ._fft_ops import ConvOperator
+from ._fft_ops import ConvOperator, window_irfft
 from ._momentum import momentum
 
 
@@ -87,8 +87,7 @@ def _channel_data_terms(residual):
 
 def correlations_to_gradient(op, correlations):
     """Gradient planes (n_pairs, *filter_shape) from summed correlations."""
-    crop = (Ellipsis,) + tuple(slice(0, h) for h in op.filter_shape)
-    return op.irfft(correlations)[crop]
+    return window_irfft(correlations, op.fft_shape, op.filter_shape)
 
 
 def _filter_gradient(op, map_spectra, Y):

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from scipy import signal
+from scipy import fft, signal
 
 from skdeconv._connectivity import _make_connectivity
-from skdeconv._fft_ops import ConvOperator, fft_shape_for
+from skdeconv._fft_ops import ConvOperator, fft_shape_for, window_irfft
 from skdeconv._solvers.admm import woodbury_inverse
 
 # (n_filters, n_channels, image_shape, filter_shape); includes filters larger
@@ -340,3 +340,24 @@ def test_certify_below_is_an_eigenvalue_test():
     threshold = np.median(largest)
     certified = _certify_below(grams, threshold)
     assert np.array_equal(certified, largest < threshold)
+
+
+@pytest.mark.parametrize("grid, window", [
+    ((11,), (3,)), ((12,), (4,)), ((10, 9), (3, 4)), ((9, 10), (9, 2)), ((6, 7, 8), (2, 3, 3)),
+])
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_window_irfft_is_the_window_of_the_inverse_fft(grid, window, dtype):
+    """Any half spectrum (imaginary DC and Nyquist parts too, which the
+    inverse real FFT ignores), odd and even lengths, 1 to 3 axes."""
+    rng = np.random.default_rng(0)
+    freq_shape = grid[:-1] + (grid[-1] // 2 + 1,)
+    spectra = (rng.standard_normal((2, 3) + freq_shape)
+               + 1j * rng.standard_normal((2, 3) + freq_shape)).astype(dtype)
+    axes = tuple(range(-len(grid), 0))
+    expected = fft.irfftn(spectra.astype(np.complex128), s=grid, axes=axes)
+    expected = expected[(Ellipsis,) + tuple(slice(0, h) for h in window)]
+    got = window_irfft(spectra, grid, window)
+    assert got.dtype == np.dtype(dtype).type(0).real.dtype
+    assert got.shape == (2, 3) + window
+    rtol = 1e-12 if dtype == np.complex128 else 1e-5
+    np.testing.assert_allclose(got, expected, rtol=0, atol=rtol * np.abs(expected).max())
