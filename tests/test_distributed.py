@@ -16,7 +16,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 REASON = "the 'dist' extra is not installed (pip install 'skdeconv[dist]': dask, distributed)"
-pytest.importorskip("dask", reason=REASON)
+dask = pytest.importorskip("dask", reason=REASON)
 distributed = pytest.importorskip("distributed", reason=REASON)
 
 from skdeconv import (  # noqa: E402
@@ -305,7 +305,9 @@ def test_fit_on_two_workers_faster_than_n_jobs_1():
     start = time.perf_counter()
     expected = ConvSparseCoder(n_jobs=1, **params).fit(X)
     serial = time.perf_counter() - start
-    with _local_cluster(processes=True) as cluster, _connect(cluster) as client:
+    unset_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+    with dask.config.set(unset_trim), _local_cluster(processes=True) as cluster, \
+            _connect(cluster) as client:
         with joblib.parallel_config(backend="dask", wait_for_workers_timeout=TIMEOUT):
             ConvSparseCoder(n_jobs=2, **{**params, "n_epochs": 2}).fit(X)  # warm up
             start = time.perf_counter()
