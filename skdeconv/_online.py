@@ -54,10 +54,18 @@ ONLINE_CROP = 64
 # Map-inference iterations per mini-batch at most (the estimator's max_iter
 # applies if smaller): the maps are inferred from zero for every batch.
 ONLINE_MAX_ITER = 50
-# Projected-gradient steps on the running surrogate per mini-batch.
+# Accelerated projected-gradient steps on the running surrogate per
+# mini-batch (30 take ~90% of the way to its minimum on image statistics;
+# plain projected gradient took ~70%).
 ONLINE_FILTER_STEPS = 30
-# rho of the forgetting factor (1 - 1/t)^rho of the running statistics.
-ONLINE_FORGETTING = 8
+# rho of the forgetting factor (1 - 1/t)^rho ~ exp(-rho / t) of the running
+# statistics: the last ~t / rho mini-batches count.  Measured with the
+# accelerated steps: held-out cost of the 100-image problem of
+# benchmarks/run.py section 10 (10 crops 128x128 of unseen images) 1462,
+# 1456, 1453 for rho 8, 16, 32 (batch fit on 10 images: 1423); partial_fit
+# on the fruit images (tests/test_online.py) 1.055, 1.036, 1.029 times batch
+# fit's cost.
+ONLINE_FORGETTING = 32
 # Bytes of complex cross-spectra computed at once for the statistics.
 _STATISTICS_BYTES = 2**26
 
@@ -188,12 +196,14 @@ class OnlineStatistics:
         return blocks.transpose(0, 2, 1, 3).reshape(n * size, n * size)
 
     def solve(self, filters, n_steps=ONLINE_FILTER_STEPS):
-        """Projected-gradient steps on the surrogate from ``filters``.
+        """Accelerated projected-gradient steps on the surrogate from ``filters``.
 
-        Per channel, steps of 1 / L_c onto unit-norm planes; L_c starts
-        from the last accepted value (a power-iteration estimate at first)
-        and doubles until the step lowers the surrogate, so every step is
-        monotone.  Returns new filters (same dtype).
+        Per channel, steps of 1 / L_c onto unit-norm planes from a point
+        extrapolated with FISTA's momentum; a step that would raise the
+        surrogate restarts the momentum, so the accepted iterates are
+        monotone.  L_c starts from the last value (a power-iteration
+        estimate at first) and doubles if even a step without momentum
+        fails to lower the surrogate.  Returns new filters (same dtype).
         """
         new = filters.copy()
         shape = self.filter_shape
@@ -214,6 +224,9 @@ class OnlineStatistics:
         return new
 
     def _solve_channel(self, gram, moment, planes, channel, n_steps):
+        """Accelerated projected gradient (FISTA's momentum) on one channel's
+        planes; the momentum restarts whenever a step would raise the
+        surrogate, so the accepted iterates are monotone."""
         lipschitz = self.lipschitz[channel]
         if lipschitz <= 0:
             lipschitz = _largest_eigenvalue(gram)
@@ -222,25 +235,37 @@ class OnlineStatistics:
         n_planes = len(planes) // prod(self.filter_shape)
         product = gram @ planes
         value = 0.5 * planes @ product - moment @ planes
+        # The point the gradient step starts from and its Gram product (a
+        # combination of the iterates' products: one product per step).
+        point, point_product, momentum = planes, product, 1.0
         for _ in range(n_steps):
-            gradient = product - moment
-            while True:
-                moved = (planes - gradient / lipschitz).reshape(n_planes, -1)
-                norms = np.linalg.norm(moved, axis=1, keepdims=True)
-                previous = planes.reshape(n_planes, -1)
-                moved = np.where(norms > 0, moved / np.where(norms > 0, norms, 1), previous)
-                moved = moved.reshape(-1)
-                moved_product = gram @ moved
-                moved_value = 0.5 * moved @ moved_product - moment @ moved
-                if moved_value <= value + 1e-12 * abs(value):
-                    break
-                lipschitz *= 2
+            moved = _unit_planes(point - (point_product - moment) / lipschitz, planes, n_planes)
+            moved_product = gram @ moved
+            moved_value = 0.5 * moved @ moved_product - moment @ moved
+            if moved_value > value + 1e-12 * abs(value):
+                if point is planes:  # no momentum and still no decrease
+                    lipschitz *= 2
+                point, point_product, momentum = planes, product, 1.0
+                continue
             converged = value - moved_value <= 1e-9 * abs(value)
-            planes, product, value = moved, moved_product, moved_value
+            next_momentum = (1 + np.sqrt(1 + 4 * momentum**2)) / 2
+            weight = (momentum - 1) / next_momentum
+            point = moved + weight * (moved - planes)
+            point_product = moved_product + weight * (moved_product - product)
+            planes, product, value, momentum = moved, moved_product, moved_value, next_momentum
             if converged:
                 break
         self.lipschitz[channel] = lipschitz
         return planes
+
+
+def _unit_planes(planes, previous, n_planes):
+    """Every plane scaled to unit norm (a zero plane keeps its ``previous`` value)."""
+    planes = planes.reshape(n_planes, -1)
+    norms = np.linalg.norm(planes, axis=1, keepdims=True)
+    unit = np.where(norms > 0, planes / np.where(norms > 0, norms, 1),
+                    previous.reshape(n_planes, -1))
+    return unit.reshape(-1)
 
 
 def _largest_eigenvalue(gram, n_iter=30):
