@@ -19,6 +19,7 @@ from scipy import signal
 from conftest import _spike_signals
 from skdeconv import ConvSparseCoder, conv_dict_learning, conv_sparse_encode
 from skdeconv import heldout_pixel_score, make_connectivity
+from skdeconv._online import ONLINE_MAX_ITER
 from skdeconv.datasets import load_zeiler2010
 from skdeconv.preprocessing import images_to_rows, local_contrast_normalize
 
@@ -129,8 +130,9 @@ def test_partial_fit_history_is_the_objective_of_its_maps_and_new_filters(solver
     g = _singles_and_pairs(3)
     init = np.random.RandomState(1).standard_normal((6, 3, 4, 4)) * g[:, :, None, None]
     init /= np.maximum(np.sqrt(np.sum(init**2, axis=(2, 3), keepdims=True)), 1e-300)
-    # max_iter <= 50: partial_fit may cap its map inference at 50 iterations
-    coder = ConvSparseCoder(lmbda=LMBDA, p=1.0, solver=solver, max_iter=40, tol=1e-4,
+    # partial_fit caps its map inference at ONLINE_MAX_ITER iterations
+    max_iter = ONLINE_MAX_ITER
+    coder = ConvSparseCoder(lmbda=LMBDA, p=1.0, solver=solver, max_iter=max_iter, tol=1e-4,
                             fit_algorithm="interleaved", filters_init=init, random_state=0,
                             **spec)
     for batch in (X, X2[:1], X2):
@@ -138,7 +140,7 @@ def test_partial_fit_history_is_the_objective_of_its_maps_and_new_filters(solver
         coder.partial_fit(batch)
         maps = conv_sparse_encode(
             batch, before, image_shape=spec["image_shape"], connectivity=g, lmbda=LMBDA,
-            p=1.0, solver=solver, max_iter=40, tol=1e-4,
+            p=1.0, solver=solver, max_iter=max_iter, tol=1e-4,
         )
         costs = _objective(batch, maps, coder.filters_, g, LMBDA, 1.0, spec["image_shape"])
         assert coder.cost_history_[-1] == pytest.approx(costs.mean(), rel=1e-9)
