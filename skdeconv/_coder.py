@@ -95,7 +95,7 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         needed for ``solver='continuation'``).  'online': for data sets too
         large for the other two (their solver state grows with the number of
         images); mini-batches of ``batch_size`` random crops (64 pixels per
-        axis at most), maps inferred in at most 20 iterations per batch,
+        axis at most), maps inferred in at most 15 iterations per batch,
         running sufficient statistics of the filter problem and filter steps
         on them (Mairal et al., 2010); memory does not grow with the number
         of images, and ``n_epochs`` counts mini-batches (the work is
@@ -327,7 +327,7 @@ default=None
 
         Online dictionary learning (Mairal et al., 2010) for convolutional
         filters, the machinery of ``fit_algorithm='online'``: the maps of the
-        batch are inferred for the current filters (at most 20 iterations,
+        batch are inferred for the current filters (at most 15 iterations,
         or ``max_iter``), the sufficient statistics of the filter problem
         (the maps' cross-correlations over lags below the filter size, and
         their correlations with the images) are blended into running averages

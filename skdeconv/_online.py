@@ -55,11 +55,12 @@ ONLINE_CROP = 64
 # applies if smaller): the maps are inferred from zero for every batch.
 # Measured (forgetting rho 32, accelerated steps) on the 100-image problem of
 # benchmarks/run.py section 10, held-out cost of 10 crops 128x128 of its
-# unseen images (other crops than the section's): 1486, 1433, 1441, 1453 for 10,
-# 20, 30, 50 iterations (batch fit on 10 images: 1423); partial_fit on the
-# fruit images 1.03 times batch fit's cost for any of them.  On section 10's own
-# crops, with 20: 1292.5 against 1289.1 for batch fit.
-ONLINE_MAX_ITER = 20
+# unseen images (other crops than the section's): 1486, 1426, 1433, 1441, 1453
+# for 10, 15, 20, 30, 50 iterations (batch fit on 10 images: 1423); on the
+# section's own crops 1286.4, 1292.5, 1313.8 for 15, 20, 25 (batch fit:
+# 1289.1); partial_fit on the fruit images 1.022-1.031 times batch fit's cost
+# (15: 1.022).
+ONLINE_MAX_ITER = 15
 # Accelerated projected-gradient steps on the running surrogate per
 # mini-batch (30 take ~90% of the way to its minimum on image statistics;
 # plain projected gradient took ~70%).
