@@ -42,7 +42,7 @@ from sklearn.utils import check_random_state
 
 from ._encode import _encode
 from ._fft_ops import ConvOperator, fft_shape_for
-from ._filters import correlations_to_gradient
+from ._filters import correlations_to_gradient, normalize_filters
 from ._interleaved import report_epoch
 from ._parallel import one_blas_thread
 from ._solvers import MapSolver, objective, solver_class
@@ -266,12 +266,9 @@ class OnlineStatistics:
 
 
 def _unit_planes(planes, previous, n_planes):
-    """Every plane scaled to unit norm (a zero plane keeps its ``previous`` value)."""
-    planes = planes.reshape(n_planes, -1)
-    norms = np.linalg.norm(planes, axis=1, keepdims=True)
-    unit = np.where(norms > 0, planes / np.where(norms > 0, norms, 1),
-                    previous.reshape(n_planes, -1))
-    return unit.reshape(-1)
+    """:func:`normalize_filters` of flat planes (a zero plane keeps ``previous``)."""
+    shape, every = (n_planes, 1, -1), np.ones((n_planes, 1), dtype=bool)
+    return normalize_filters(planes.reshape(shape), every, previous.reshape(shape)).reshape(-1)
 
 
 def _largest_eigenvalue(gram, n_iter=30):
