@@ -48,8 +48,8 @@ def conv_dict_learning(
     solver : {'auto', 'fista', 'admm', 'continuation'}, default='auto'
         Map solver, as in :func:`conv_sparse_encode`.  With 'interleaved',
         'auto' runs one solver for the whole fit: the choice of most
-        training samples at the initial filters, and 'fista' for inputs of
-        more than 8 channels; with 'alternating' it chooses per sample at
+        training samples at the initial filters ('fista' for inputs of
+        more than 8 channels); with 'alternating' it chooses per sample at
         every epoch.
     max_iter : int, default=1000
         Iterations of map inference per sample in each epoch of

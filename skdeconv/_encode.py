@@ -203,8 +203,8 @@ def conv_sparse_encode(
         'auto' picks 'admm' or 'fista' per sample by a measured rule on the
         scale-free ``lambda * max|F'x|`` (``lambda`` over the smallest weight
         that gives non-zero maps): 'admm' from 10 on (dense maps; 40 for
-        inputs of several channels), else 'fista'; always 'fista' for p < 1
-        and with a ``mask``.  Each sample's maps are those of its solver,
+        inputs of 2-8 channels), else 'fista'; always 'fista' for p < 1,
+        with a ``mask`` and for inputs of more than 8 channels.  Each sample's maps are those of its solver,
         whatever the other rows.
     max_iter : int, default=1000
         Iterations per sample: gradient steps (FISTA), iterations (ADMM) or

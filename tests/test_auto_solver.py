@@ -155,14 +155,17 @@ def test_interleaved_learning_runs_the_solver_chosen_from_the_training_data(scal
         assert_array_equal(a, b)
 
 
-def test_interleaved_auto_keeps_fista_on_wide_inputs():
-    n_channels = AUTO_ADMM_MAX_CHANNELS + 1
+@pytest.mark.parametrize("extra_channels, expected", [(0, "admm"), (1, "fista")])
+def test_auto_keeps_fista_on_wide_inputs(extra_channels, expected):
+    """Dense maps: ADMM up to AUTO_ADMM_MAX_CHANNELS channels, FISTA above,
+    for inference and learning alike."""
+    n_channels = AUTO_ADMM_MAX_CHANNELS + extra_channels
     filters = _filters(2, n_channels, 3)
     Y = np.random.RandomState(0).standard_normal((3, n_channels) + SHAPE)
     op = ConvOperator(filters, np.ones((2, n_channels), bool), SHAPE)
     Y *= 10 * AUTO_DENSE_RATIO * AUTO_MULTICHANNEL_FACTOR / np.abs(op.adjoint(Y)).max()
-    assert set(auto_solvers(op, Y, 5.0, 1.0)) == {"admm"}
-    assert auto_solver_for_learning(op, Y, 5.0, 1.0) == "fista"
+    assert set(auto_solvers(op, Y, 5.0, 1.0)) == {expected}
+    assert auto_solver_for_learning(op, Y, 5.0, 1.0) == expected
 
 
 def test_alternating_learning_with_auto():
