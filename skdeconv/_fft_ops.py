@@ -60,6 +60,40 @@ def _inverse_dft_rows(length, n_out, half, dtype):
     return rows
 
 
+@lru_cache(maxsize=64)
+def _forward_dft_rows(length, n_in, half, dtype):
+    """Columns 0..n_in-1 of the DFT of length ``length``, as (n_in, n_freq).
+
+    ``half``: only the frequencies of a real FFT (0..length//2).
+    """
+    n_freq = length // 2 + 1 if half else length
+    rows = np.exp(-2j * np.pi * np.arange(n_in)[:, None] * np.arange(n_freq) / length)
+    rows = rows.astype(dtype)
+    rows.flags.writeable = False
+    return rows
+
+
+def window_rfft(planes, fft_shape):
+    """``rfftn(planes, s=fft_shape)`` of small planes (a filter on a map's grid).
+
+    DFTs of the planes' support only, by matrix products axis by axis (the
+    zero padding is never transformed): 3-10x faster than the padded FFT
+    while the planes span at most half the grid on every axis, where it is
+    used; the padded FFT otherwise.
+    """
+    ndim = len(fft_shape)
+    window_shape = planes.shape[-ndim:]
+    if any(2 * h > length for h, length in zip(window_shape, fft_shape)):
+        return sp_fft.rfftn(planes, s=fft_shape, axes=tuple(range(-ndim, 0)))
+    dtype = complex_dtype(planes.dtype)
+    out = planes @ _forward_dft_rows(fft_shape[-1], window_shape[-1], True, dtype)
+    for index in range(ndim - 2, -1, -1):
+        axis = out.ndim - ndim + index
+        columns = _forward_dft_rows(fft_shape[index], window_shape[index], False, dtype).T
+        out = np.moveaxis(columns @ np.moveaxis(out, axis, -2), -2, axis)
+    return np.ascontiguousarray(out)
+
+
 def window_irfft(spectra, fft_shape, window_shape):
     """``irfftn(spectra, fft_shape)[..., :h1, :h2, ...]`` without the full inverse.
 
@@ -210,7 +244,7 @@ class ConvOperator(LinearOperator):
         self.mixer = _PairMixer(connectivity)
         self.n_filters, self.n_channels = connectivity.shape
         planes = filters[self.mixer.map_of_pair, self.mixer.channel_of_pair]
-        self.pair_spectra = self.rfft(planes)
+        self.pair_spectra = window_rfft(planes, self.fft_shape)
         self.shift_phase = self._shift_phase()
         # Where the valid output lies on the FFT grid, and where the maps lie.
         self.valid_window = (Ellipsis,) + tuple(

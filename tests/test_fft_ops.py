@@ -5,7 +5,7 @@ import pytest
 from scipy import fft, signal
 
 from skdeconv._connectivity import _make_connectivity
-from skdeconv._fft_ops import ConvOperator, fft_shape_for, window_irfft
+from skdeconv._fft_ops import ConvOperator, fft_shape_for, window_irfft, window_rfft
 from skdeconv._solvers.admm import woodbury_inverse
 
 # (n_filters, n_channels, image_shape, filter_shape); includes filters larger
@@ -360,4 +360,22 @@ def test_window_irfft_is_the_window_of_the_inverse_fft(grid, window, dtype):
     assert got.dtype == np.dtype(dtype).type(0).real.dtype
     assert got.shape == (2, 3) + window
     rtol = 1e-12 if dtype == np.complex128 else 1e-5
+    np.testing.assert_allclose(got, expected, rtol=0, atol=rtol * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("grid, window", [
+    ((11,), (3,)), ((12,), (6,)), ((10, 9), (3, 4)), ((10, 9), (9, 2)), ((6, 7, 8), (2, 3, 3)),
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_window_rfft_is_the_fft_of_the_zero_padded_planes(grid, window, dtype):
+    """Odd and even lengths, 1 to 3 axes, planes up to half the grid (the
+    matrix products) and above it (9 of 10 on axis 0: the padded FFT)."""
+    rng = np.random.default_rng(0)
+    planes = rng.standard_normal((2, 3) + window).astype(dtype)
+    axes = tuple(range(-len(grid), 0))
+    expected = fft.rfftn(planes.astype(np.float64), s=grid, axes=axes)
+    got = window_rfft(planes, grid)
+    assert got.dtype == np.result_type(dtype, np.complex64)
+    assert got.shape == expected.shape and got.flags.c_contiguous
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
     np.testing.assert_allclose(got, expected, rtol=0, atol=rtol * np.abs(expected).max())
