@@ -78,7 +78,7 @@ def advance_chunk(op, point_op, method, state, Y, epoch, need_power):
     """
     method.step(op, state, epoch)
     maps = method.maps(op, state)
-    spectra = point_op.rfft(maps)
+    spectra = method.map_spectra(point_op, state)
     correlations, data_terms = filter_gradient_terms(point_op, spectra, Y)
     power = np.sum(np.abs(spectra) ** 2, axis=0, dtype=np.float64) if need_power else None
     state["spectra"] = spectra

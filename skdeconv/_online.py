@@ -45,7 +45,7 @@ from ._fft_ops import ConvOperator, fft_shape_for
 from ._filters import correlations_to_gradient, normalize_filters
 from ._interleaved import report_epoch
 from ._parallel import one_blas_thread
-from ._solvers import MapSolver, objective, solver_class
+from ._solvers import interleaved_solvers, objective, solver_class
 
 # Side of the random crops of fit_algorithm='online' (per axis, at most the
 # image): maps of crops 64 wide cost 1.23x their pixels, and learn the same
@@ -398,8 +398,9 @@ def batch_fit_bytes(fit_algorithm, solver, Y, filters):
     spectrum = n_filters * n_freq * 2 * Y.itemsize
     if fit_algorithm == "alternating":
         per_sample = _ALTERNATING_ARRAYS_PER_SAMPLE
-    else:  # 'auto' resolves later: the protocol's default
-        per_sample = (MapSolver if solver == "auto" else solver_class(solver)).interleaved_arrays
+    else:  # 'auto' resolves later: the most any solver it may pick needs
+        names = interleaved_solvers() if solver == "auto" else (solver,)
+        per_sample = max(solver_class(name).interleaved_arrays for name in names)
     fixed = _BASE_BYTES + _BATCH_ARRAYS_FIXED * spectrum
     if fit_algorithm == "alternating":
         fixed += int(1.5 * n_freq * n_filters**2 * 16)

@@ -140,3 +140,47 @@ def test_a_new_operator_and_a_new_solver_plug_in():
             np.testing.assert_allclose(objective(op, maps, Y, 5.0, 1.0), reference, rtol=1e-6)
     finally:
         _REGISTRY.pop("test_ista", None)
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_map_spectra_are_the_spectra_of_the_maps_and_spare_no_accuracy(name):
+    """Interleaved learning asks for the maps' spectra after every step.  They
+    are ``op.rfft`` of the maps; FISTA also keeps its next extrapolated
+    point's spectrum from them (x_t + w (x_t - x_{t-1}), w = 0 after a
+    restart), which must be the FFT of that point, restarted samples included,
+    and then steps as if it had transformed the point itself."""
+    op, _, Y = _problem(n=4)
+    method = make_solver(name, lmbda=20.0)
+    if not method.carries_state:
+        return
+    method.precompute(op)
+    state = method.start(op, Y, np.zeros((4, 3, 34)))
+    reference = method.start(op, Y, np.zeros((4, 3, 34)))
+    restarts = 0
+    for epoch in range(40):
+        method.step(op, state, epoch)
+        method.step(op, reference, epoch)
+        spectra = method.map_spectra(op, state)
+        np.testing.assert_allclose(spectra, op.rfft(method.maps(op, state)), atol=1e-12)
+        if "y_spectra" in state:
+            np.testing.assert_allclose(state["y_spectra"], op.rfft(state["y"]), atol=1e-12)
+            restarts += np.count_nonzero(state["weight"] == 0)
+        np.testing.assert_allclose(method.maps(op, state), method.maps(op, reference),
+                                   rtol=0, atol=1e-10)
+    if name == "fista":
+        assert restarts > 0  # the test saw restarted samples
+
+
+def test_fista_steps_without_map_spectra_do_not_use_stale_spectra():
+    """Two steps between calls of map_spectra: the step transforms y itself."""
+    op, _, Y = _problem(n=2)
+    method = make_solver("fista", lmbda=20.0)
+    state = method.start(op, Y, np.zeros((2, 3, 34)))
+    reference = method.start(op, Y, np.zeros((2, 3, 34)))
+    for epoch in range(12):
+        method.step(op, state, epoch)
+        method.step(op, reference, epoch)
+        if epoch % 3 == 0:
+            method.map_spectra(op, state)
+    assert_array_equal(method.maps(op, state) != 0, method.maps(op, reference) != 0)
+    np.testing.assert_allclose(method.maps(op, state), method.maps(op, reference), atol=1e-10)

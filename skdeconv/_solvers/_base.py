@@ -111,6 +111,15 @@ class MapSolver:
         """The current maps (n, K, *map_shape) of the state (may be a view)."""
         raise NotImplementedError
 
+    def map_spectra(self, op, state):
+        """Spectra of the current maps on ``op``'s grid (``op.rfft``).
+
+        Interleaved learning needs them after every step (for the filter
+        gradient); a solver may keep them in ``state`` to spare an FFT of
+        its next step.  They do not depend on the filters.
+        """
+        return op.rfft(self.maps(op, state))
+
 
 class ActiveSet:
     """Samples still iterating, with their per-sample state compacted."""

@@ -23,6 +23,9 @@ class Fista(MapSolver):
 
     name = "fista"
     carries_state = True
+    # x, y, momentum and the spectra of x and of the next y (map_spectra):
+    # 6.85 spectra per sample measured (peak RSS, 2 and 6 images 480x720).
+    interleaved_arrays = 6.9
 
     @classmethod
     def precompute(cls, op):
@@ -56,6 +59,25 @@ class Fista(MapSolver):
     def maps(self, op, state):
         return state["x"]
 
+    def map_spectra(self, op, state):
+        """Spectra of x_t; keeps those of the next extrapolated point too.
+
+        y_{t+1} = x_t + w (x_t - x_{t-1}) (w = 0 after a restart), so its
+        spectrum is that combination of the spectra of x_t and x_{t-1}
+        (kept from the previous call): the next step needs no FFT of y.
+        """
+        spectra = op.represent(state["x"])
+        previous = state.pop("previous_spectra", None)  # x_{t-1}'s, if just one step since
+        if previous is not None:
+            weight = state["weight"].astype(spectra.real.dtype)
+            weight = weight.reshape((-1,) + (1,) * (spectra.ndim - 1))
+            y_spectra = spectra - previous
+            y_spectra *= weight
+            y_spectra += spectra
+            state["y_spectra"] = y_spectra
+        state["x_spectra"] = spectra
+        return spectra
+
 
 def fista_iteration(op, lmbda, p, step, state, representation=None, points=None):
     """One FISTA step with adaptive restart on every sample of ``state``.
@@ -68,7 +90,13 @@ def fista_iteration(op, lmbda, p, step, state, representation=None, points=None)
     ``state`` and returns ``(||x_t - x_{t-1}||, ||x_t||)`` per sample.
     """
     x, y = state["x"], state["y"]
-    represented = op.represent(y, out=representation)
+    represented = state.pop("y_spectra", None)  # kept by Fista.map_spectra
+    if represented is None:
+        represented = op.represent(y, out=representation)
+    if "x_spectra" in state:  # for Fista.map_spectra after this step only
+        state["previous_spectra"] = state.pop("x_spectra")
+    else:
+        state.pop("previous_spectra", None)
     residual = op.forward_represented(represented) - state["target"]
     residual *= -lmbda / step
     if points is not None:  # a slot holding neither x nor y
@@ -84,7 +112,7 @@ def fista_iteration(op, lmbda, p, step, state, representation=None, points=None)
     if restart.any():  # no momentum: y = x and t starts again from 1
         y_new[restart] = x_new[restart]
         t_new = np.where(restart, 1.0, t_new)
-    state.update(x=x_new, y=y_new, t=t_new)
+    state.update(x=x_new, y=y_new, t=t_new, weight=np.where(restart, 0.0, weight))
     return np.sqrt(dots[2]), np.sqrt(dots[3])
 
 
