@@ -5,7 +5,9 @@ import pytest
 from scipy import fft, signal
 
 from skdeconv._connectivity import _make_connectivity
-from skdeconv._fft_ops import ConvOperator, fft_shape_for, window_irfft, window_rfft
+from skdeconv._fft_ops import (
+    LIPSCHITZ_SLACK, ConvOperator, fft_shape_for, window_irfft, window_rfft,
+)
 from skdeconv._solvers.admm import woodbury_inverse
 
 # (n_filters, n_channels, image_shape, filter_shape); includes filters larger
@@ -307,27 +309,38 @@ def _full_scan(op):
     return max(float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in op.filter_grams())
 
 
+@pytest.mark.parametrize("step", [0.05, 0.002])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_lipschitz_following_moving_filters_is_unchanged(dtype):
-    """Filters that move a little every 'epoch' (as in interleaved learning):
-    the bound computed from the previous operator's (``follow``) is the same
-    number, bit for bit, as the full scan of every frequency, and stays a
-    bound per frequency."""
+def test_lipschitz_following_moving_filters_is_a_bound_within_the_slack(dtype, step):
+    """Filters that move every 'epoch' (as in interleaved learning): the bound
+    computed from the previous operator's (``follow``) is never below the full
+    scan of every frequency, nor above it by more than LIPSCHITZ_SLACK (times
+    the last exact value); it equals the full scan, bit for bit, whenever it
+    was computed exactly; per-frequency bounds hold.  Large moves recompute it
+    exactly every epoch, small ones carry it over."""
     rng = np.random.RandomState(0)
     g = _make_connectivity("random_pairs", 30, 10, rng)
     filters = rng.standard_normal((30, 10, 5, 5)) * g[..., None, None]
-    previous = None
-    for _ in range(6):
-        filters = filters + 0.05 * rng.standard_normal(filters.shape) * g[..., None, None]
+    previous, exact_epochs = None, 0
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for _ in range(8):
+        filters = filters + step * rng.standard_normal(filters.shape) * g[..., None, None]
         op = ConvOperator(filters.astype(dtype), g, (16, 16))
         if previous is not None:
             op.follow(previous)
             assert op._previous_bounds is not None
-        assert op.lipschitz == _full_scan(op)
-        exact = _exact_per_frequency(op)
-        tolerance = 1e-5 if dtype == np.float32 else 1e-12
-        assert np.all(op.frequency_bounds >= exact * (1 - tolerance))
+        scan = _full_scan(op)
+        assert scan * (1 - tolerance) <= op.lipschitz
+        assert op.lipschitz <= op.lipschitz_reference * (1 + LIPSCHITZ_SLACK)
+        if op.lipschitz == op.lipschitz_reference:
+            exact_epochs += 1
+            assert op.lipschitz == scan
+        assert np.all(op.frequency_bounds >= _exact_per_frequency(op) * (1 - tolerance))
         previous = op
+    if step == 0.05:
+        assert exact_epochs == 8
+    else:  # carried over in most epochs (here 5 of 8)
+        assert exact_epochs <= 4
 
 
 def test_certify_below_is_an_eigenvalue_test():

@@ -193,30 +193,37 @@ def test_continuation_needs_alternating():
     assert coder.fit(X).n_iter_ == 1
 
 
-def test_wide_layer_learning_unchanged_by_the_followed_bound(monkeypatch):
-    """Interleaved FISTA on a wide sparse layer: the Lipschitz bound found from
-    the previous epoch's (branch and bound) is the full scan's number, so the
-    learned cost history is the same, bit for bit."""
+def test_wide_layer_learning_with_the_followed_bound_learns_as_with_exact_ones(monkeypatch):
+    """Interleaved FISTA on a wide sparse layer: the Lipschitz bound carried
+    over from the previous epoch's (at most 1% above the exact one, taken in
+    some of the later epochs) learns what the full scan of every frequency at
+    every epoch learns, to 1%."""
     from functools import cached_property
 
     rng = np.random.RandomState(0)
     X = rng.standard_normal((3, 12, 10, 10)) * (rng.rand(3, 12, 10, 10) < 0.2)
     X = X.reshape(3, -1)
-    params = dict(image_shape=(10, 10), connectivity="random_pairs", n_epochs=8,
+    params = dict(image_shape=(10, 10), connectivity="random_pairs", n_epochs=100,
                   solver="fista", random_state=0)
+
+    def patch_lipschitz(function):
+        prop = cached_property(function)
+        prop.__set_name__(ConvOperator, "lipschitz")
+        monkeypatch.setattr(ConvOperator, "lipschitz", prop)
+
+    carried, followed = [], ConvOperator.lipschitz.func
+
+    def spy(op):
+        value = followed(op)
+        carried.append(value != op.lipschitz_reference)
+        return value
+
+    patch_lipschitz(spy)
     _, filters, costs = conv_dict_learning(X, 40, 3, **params)
-    scans = []
-
-    def full_scan(op):
-        scans.append(1)
-        return max(
-            float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in op.filter_grams()
-        )
-
-    prop = cached_property(full_scan)
-    prop.__set_name__(ConvOperator, "lipschitz")
-    monkeypatch.setattr(ConvOperator, "lipschitz", prop)
+    assert 0 < sum(carried) < 50
+    patch_lipschitz(lambda op: max(
+        float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in op.filter_grams()
+    ))
     _, filters_scan, costs_scan = conv_dict_learning(X, 40, 3, **params)
-    assert len(scans) >= 8
-    assert_array_equal(costs, costs_scan)
-    assert_array_equal(filters, filters_scan)
+    np.testing.assert_allclose(costs, costs_scan, rtol=1e-2)
+    assert abs(costs[-1] / costs_scan[-1] - 1) < 2e-3
