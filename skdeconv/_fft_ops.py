@@ -197,8 +197,16 @@ class _PairMixer:
     def pair_correlations(self, map_spectra, channel_spectra):
         """sum_n conj(A_nk) B_nc for every pair (k, c): (n_pairs, ...)."""
         out = np.empty((len(self.map_of_pair),) + map_spectra.shape[2:], map_spectra.dtype)
-        for pair, (k, c) in enumerate(zip(self.map_of_pair, self.channel_of_pair)):
-            np.sum(np.conj(map_spectra[:, k]) * channel_spectra[:, c], axis=0, out=out[pair])
+        conj = np.conj(map_spectra)
+        pairs = enumerate(zip(self.map_of_pair, self.channel_of_pair))
+        if len(conj) == 1:  # the sum over one sample is that sample's product
+            for pair, (k, c) in pairs:
+                np.multiply(conj[0, k], channel_spectra[0, c], out=out[pair])
+            return out
+        product = np.empty_like(conj[:, 0])
+        for pair, (k, c) in pairs:
+            np.multiply(conj[:, k], channel_spectra[:, c], out=product)
+            np.sum(product, axis=0, out=out[pair])
         return out
 
     def to_channels(self, map_spectra, pair_spectra):
