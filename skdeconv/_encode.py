@@ -202,7 +202,7 @@ def conv_sparse_encode(
         the paper's beta continuation with conjugate-gradient z-steps.
         'auto' picks 'admm' or 'fista' per sample by a measured rule on the
         scale-free ``lambda * max|F'x|`` (``lambda`` over the smallest weight
-        that gives non-zero maps): 'admm' from 10 on (dense maps; 40 for
+        that gives non-zero maps): 'admm' from 3 on (denser maps; 40 for
         inputs of 2-8 channels), else 'fista'; always 'fista' for p < 1,
         with a ``mask`` and for inputs of more than 8 channels.  Each sample's maps are those of its solver,
         whatever the other rows.

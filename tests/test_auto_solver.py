@@ -9,7 +9,7 @@ from skdeconv import conv_dict_learning, conv_sparse_encode
 from skdeconv._solvers.auto import (
     AUTO_ADMM_MAX_CHANNELS,
     AUTO_DENSE_RATIO,
-    AUTO_MULTICHANNEL_FACTOR,
+    AUTO_MULTICHANNEL_RATIO,
     auto_solver_for_learning,
     auto_solvers,
 )
@@ -119,7 +119,7 @@ def test_multichannel_and_1d():
     op = ConvOperator(filters, np.ones((3, 3), bool), SHAPE)
     Y = X.reshape((3, 3) + SHAPE)
     ratio = np.abs(op.adjoint(Y)).reshape(3, -1).max(axis=1)
-    threshold = AUTO_DENSE_RATIO * AUTO_MULTICHANNEL_FACTOR  # several channels
+    threshold = AUTO_MULTICHANNEL_RATIO  # several channels
     lmbda = threshold / ratio[1] * 1.5  # row 1 dense, the others sparse
     assert_array_equal(auto_solvers(op, Y, lmbda, 1.0), ["fista", "admm", "fista"])
     assert_array_equal(auto_solvers(op, Y, lmbda / 2, 1.0), ["fista"] * 3)
@@ -163,7 +163,7 @@ def test_auto_keeps_fista_on_wide_inputs(extra_channels, expected):
     filters = _filters(2, n_channels, 3)
     Y = np.random.RandomState(0).standard_normal((3, n_channels) + SHAPE)
     op = ConvOperator(filters, np.ones((2, n_channels), bool), SHAPE)
-    Y *= 10 * AUTO_DENSE_RATIO * AUTO_MULTICHANNEL_FACTOR / np.abs(op.adjoint(Y)).max()
+    Y *= 10 * AUTO_MULTICHANNEL_RATIO / np.abs(op.adjoint(Y)).max()
     assert set(auto_solvers(op, Y, 5.0, 1.0)) == {expected}
     assert auto_solver_for_learning(op, Y, 5.0, 1.0) == expected
 

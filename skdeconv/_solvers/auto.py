@@ -15,11 +15,19 @@ from ._base import solver_class
 SPARSE_SOLVER, DENSE_SOLVER = "fista", "admm"
 # Measured crossovers (benchmarks/README.md, "solver='auto'"): ADMM reaches
 # 1e-4 of the optimum sooner than FISTA once lambda * max|F'y| exceeds about
-# this for one input channel, and this times AUTO_MULTICHANNEL_FACTOR for
-# several (ADMM's iteration then costs more than FISTA's relative to one
-# channel: its x-step mixes the C channels per frequency).
-AUTO_DENSE_RATIO = 10.0
-AUTO_MULTICHANNEL_FACTOR = 4.0
+# AUTO_DENSE_RATIO for one input channel (camera and fruit images: FISTA
+# needs fewer iterations at 2, ADMM at 4), and AUTO_MULTICHANNEL_RATIO for
+# 2-8 channels (ADMM's iteration then costs ~1.7-1.9x FISTA's: its x-step
+# mixes the C channels per frequency; measured before ADMM's rho started at
+# 1, which made ADMM faster, so possibly high).
+AUTO_DENSE_RATIO = 3.0
+AUTO_MULTICHANNEL_RATIO = 40.0
+# Interleaved learning takes ADMM from this statistic on (one channel): its
+# maps start from zero and, with rho starting at 1, an ADMM iteration
+# shrinks them harder than a FISTA step until rho has been balanced, so the
+# first epochs of a learner that picks it at lower statistics move the
+# filters less (more dead-layer warnings on 1-epoch fits in the tests).
+AUTO_LEARNING_DENSE_RATIO = 10.0
 # Above this many input channels 'auto' always picks the sparse solver: an
 # ADMM iteration then costs 2.2-2.7x a FISTA iteration (its x-step mixes the
 # C channels per frequency with a C x C matrix; learning also recomputes its
@@ -29,13 +37,12 @@ AUTO_MULTICHANNEL_FACTOR = 4.0
 AUTO_ADMM_MAX_CHANNELS = 8
 
 
-def auto_solvers(op, Y, lmbda, p):
+def auto_solvers(op, Y, lmbda, p, dense_ratio=AUTO_DENSE_RATIO):
     """The solver ``solver='auto'`` picks for every sample: array of names.
 
     The rule (issue #12, measured in benchmarks/README.md): 'admm' where
-    ``lambda * max|A'y| >= AUTO_DENSE_RATIO`` (times
-    ``AUTO_MULTICHANNEL_FACTOR`` for inputs of several channels), else
-    'fista'.  With p = 1 all maps are zero exactly when
+    ``lambda * max|A'y| >= AUTO_DENSE_RATIO`` (``AUTO_MULTICHANNEL_RATIO``
+    for inputs of 2-8 channels), else 'fista'.  With p = 1 all maps are zero exactly when
     lambda <= lambda_min(y) = 1 / max|A'y|, so the statistic is
     lambda / lambda_min(y): scale-free (the same for y and lambda rescaled
     together) and it grows with the density of the maps, where ADMM's exact
@@ -53,7 +60,7 @@ def auto_solvers(op, Y, lmbda, p):
     wide = op.n_channels > AUTO_ADMM_MAX_CHANNELS
     if p != 1 or wide or not solver_class(DENSE_SOLVER).supports(op) or not len(Y):
         return choice
-    threshold = AUTO_DENSE_RATIO * (1.0 if op.n_channels == 1 else AUTO_MULTICHANNEL_FACTOR)
+    threshold = dense_ratio if op.n_channels == 1 else AUTO_MULTICHANNEL_RATIO
     adjoint_bytes = op.n_filters * prod(op.map_shape) * Y.itemsize
     correlation = np.empty(len(Y))
     for s in chunk_slices(len(Y), 1, adjoint_bytes):
@@ -66,8 +73,9 @@ def auto_solver_for_learning(op, Y, lmbda, p):
     """One solver for interleaved learning with ``solver='auto'``.
 
     The choice of most training samples at the initial filters (one solver
-    state is carried over the epochs).
+    state is carried over the epochs), with ``AUTO_LEARNING_DENSE_RATIO``
+    for one channel.
     """
-    choice = auto_solvers(op, Y, lmbda, p)
+    choice = auto_solvers(op, Y, lmbda, p, dense_ratio=AUTO_LEARNING_DENSE_RATIO)
     dense = np.count_nonzero(choice == DENSE_SOLVER)
     return DENSE_SOLVER if dense * 2 > len(choice) else SPARSE_SOLVER
