@@ -195,19 +195,23 @@ class _PairMixer:
         return first[order], second[order], target[order]
 
     def pair_correlations(self, map_spectra, channel_spectra):
-        """sum_n conj(A_nk) B_nc for every pair (k, c): (n_pairs, ...)."""
+        """sum_n conj(A_nk) B_nc for every pair (k, c): (n_pairs, ...).
+
+        Computed as conj(sum_n A_nk conj(B_nc)), the same numbers bit for
+        bit, so that only the (usually fewer) channel planes are conjugated.
+        """
         out = np.empty((len(self.map_of_pair),) + map_spectra.shape[2:], map_spectra.dtype)
-        conj = np.conj(map_spectra)
+        conj = np.conj(channel_spectra)
         pairs = enumerate(zip(self.map_of_pair, self.channel_of_pair))
         if len(conj) == 1:  # the sum over one sample is that sample's product
             for pair, (k, c) in pairs:
-                np.multiply(conj[0, k], channel_spectra[0, c], out=out[pair])
-            return out
-        product = np.empty_like(conj[:, 0])
-        for pair, (k, c) in pairs:
-            np.multiply(conj[:, k], channel_spectra[:, c], out=product)
-            np.sum(product, axis=0, out=out[pair])
-        return out
+                np.multiply(map_spectra[0, k], conj[0, c], out=out[pair])
+        else:
+            product = np.empty_like(conj[:, 0])
+            for pair, (k, c) in pairs:
+                np.multiply(map_spectra[:, k], conj[:, c], out=product)
+                np.sum(product, axis=0, out=out[pair])
+        return np.conj(out, out=out)
 
     def to_channels(self, map_spectra, pair_spectra):
         """sum_k g[k,c] A_k B_kc for A (n, K, ...) and B (n_pairs, ...)."""
