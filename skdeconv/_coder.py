@@ -80,7 +80,8 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         time.
     tol : float, default=1e-3
         Relative change of a sample's maps that stops its inference (for
-        'admm': its relative primal and dual residuals).  The default is
+        'admm': its relative primal and dual residuals, against ``3 tol``,
+        about as close to the optimum).  The default is
         close to the optimum for the features (see the performance page).
     n_epochs : int, default=100
         Epochs of ``fit``: passes over the samples, each ending with a filter

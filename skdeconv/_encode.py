@@ -211,7 +211,8 @@ def conv_sparse_encode(
         CG steps over the whole beta schedule (continuation).
     tol : float, default=1e-3
         Stop a sample when ``||z_t - z_{t-1}|| <= tol * ||z_t||`` (for ADMM:
-        when its relative primal and dual residuals are both ``<= tol``).
+        when its relative primal and dual residuals are both ``<= 3 tol``,
+        about as close to the optimum).
     init : array-like of shape (n_samples, n_filters * prod(map_shape)), \
 default=None
         Warm start; zeros when None.
