@@ -334,10 +334,10 @@ def _admm_by_hand(filter_planes, y, lmbda, n_iter, relaxation=1.8, period=10, ra
     data = np.zeros(length)
     data[mask] = y
     system = D.T @ D + np.eye(n_filters * length)
-    # start after the data step at x = 0: y0 = W (data + rho D 0) / (1 + rho)
-    y0, y1 = np.where(mask, data / 2, 0.0), np.zeros(n_filters * length)
-    u0, u1 = np.zeros(length), np.zeros(n_filters * length)
     rho, rhos = 1.0, []
+    # start after the data step at x = 0: y0 = W (data + rho D 0) / (1 + rho)
+    y0, y1 = np.where(mask, data / (1 + rho), 0.0), np.zeros(n_filters * length)
+    u0, u1 = np.zeros(length), np.zeros(n_filters * length)
     for iteration in range(1, n_iter + 1):
         x = np.linalg.solve(system, D.T @ (y0 - u0) + (y1 - u1))
         dx = D @ x

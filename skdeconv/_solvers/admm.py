@@ -11,9 +11,10 @@ RHO_PERIOD = 10
 # Initial penalty rho of every sample (SPORCO's default for ConvBPDNMaskDcpl).
 # The problem is scaled so that the data term has unit weight, so rho is
 # relative to it whatever the scale of the images or lambda.  On the camera
-# problem of benchmarks/run.py at lambda 1, 5 and 20 it takes 36, 64 and 157
-# iterations to 1e-4 of the optimum; SPORCO's generic 50 / lambda + 1 (the
-# former default) took 66, 97 and 177 (benchmarks/README.md, section 1b).
+# problem of benchmarks/run.py at lambda 1, 5 and 20 it takes 35, 63 and 156
+# iterations to 1e-4 of the optimum (0.5-3 were no better); SPORCO's generic
+# 50 / lambda + 1 (the former default) took 66, 97 and 177, one more each
+# before y0 started after the data step (benchmarks/README.md, section 1b).
 RHO_INIT = 1.0
 # ADMM stops when both relative residuals are <= RESIDUAL_TOL_FACTOR * tol:
 # the same ``tol`` then stops ADMM and FISTA (whose test is the relative
@@ -42,10 +43,11 @@ class Admm(MapSolver):
     (SPORCO's generic ADMM ratio, 10, leaves rho unbalanced much longer; see
     benchmarks/README.md).  A sample stops when its primal and dual
     residuals, relative to ||A x|| and ||rho u||, are both
-    ``<= RESIDUAL_TOL_FACTOR * tol`` (3 tol: about as close to the
-    optimum as FISTA's test at the same ``tol``).  The
-    maps are the sparse iterate ``y1`` cropped to the map shape.  Needs an
-    operator with circular spectra (``op.circular``).
+    ``<= RESIDUAL_TOL_FACTOR * tol`` (3 tol: about as close to the optimum
+    as FISTA's test at the same ``tol``).  The state starts with y0 after
+    the data step at the initial maps.  The maps are the sparse iterate
+    ``y1`` cropped to the map shape.  Needs an operator with circular
+    spectra (``op.circular``).
     """
 
     name = "admm"
