@@ -1,6 +1,6 @@
 """How conservative is FISTA's step?  A measured lead for faster inference.
 
-    OMP_NUM_THREADS=1 python benchmarks/fista_step_size.py
+    OMP_NUM_THREADS=1 python benchmarks/fista_step_size.py [--quick]
 
 FISTA (``solver='fista'``) steps by ``1 / (lambda L)``, ``L`` the bound of
 ``||A||^2`` (the largest eigenvalue of the per-frequency Gram over all
@@ -14,8 +14,12 @@ costs half an iteration) need to reach a relative gap of 1e-2, 1e-3 and
 1e-4 to the optimum (a long FISTA run).  Problems: scikit-image's camera
 (128x128, contrast-normalised, 16 filters 8x8) at lambda 1, 5 and 20, and
 the top layer (150 maps over 45 channels) of the paper's network after a
-short fit on two fruit images.  Everything in float64.  Needs scikit-image.
+short fit on two fruit images.  Everything in float64.  ``--quick``
+shrinks every problem (its numbers mean nothing; it checks the script).
+Needs scikit-image.
 """
+
+import argparse
 
 import numpy as np
 
@@ -83,14 +87,15 @@ def work_to_gaps(costs, works, optimum):
     return [float(works[np.argmax(gaps <= g)]) if np.any(gaps <= g) else None for g in GAPS]
 
 
-def top_layer_problem():
-    """The top layer of the 9/45/150 network after a short fit on 2 fruit images."""
-    images = load_zeiler2010("fruit", as_gray=True)[:2]
+def top_layer_problem(size, n_epochs):
+    """The top layer of the 9/45/150 network after a short fit on 2 fruit images
+    (cropped to ``size`` x ``size``)."""
+    images = load_zeiler2010("fruit", as_gray=True)[:2, :size, :size]
     X = LocalContrastNormalizer(image_shape=images.shape[1:]).fit_transform(
         images_to_rows(images)
     )
     net = DeconvNetworkTransformer(
-        n_filters=(9, 45, 150), image_shape=images.shape[1:], n_epochs=(20, 20, 20),
+        n_filters=(9, 45, 150), image_shape=images.shape[1:], n_epochs=n_epochs,
         random_state=0,
     )
     below = net.fit_transform(X, layers=(2,))[0]
@@ -100,9 +105,10 @@ def top_layer_problem():
     return op, Y, top.lmbda_
 
 
-def report(name, op, Y, lmbda, n_iter=600):
+def report(name, op, Y, lmbda, n_iter, reference_iter):
     bound = float(op.lipschitz)
-    reference, _, _ = solve(op, Y, solver="fista", lmbda=lmbda, max_iter=20000, tol=1e-8)
+    reference, _, _ = solve(op, Y, solver="fista", lmbda=lmbda, max_iter=reference_iter,
+                            tol=1e-8)
     optimum = float(objective(op, reference, Y, lmbda, 1.0)[0])
     path = fista_path(op, Y, lmbda, n_iter)
     fista_costs = np.array([float(objective(op, z, Y, lmbda, 1.0)[0]) for z in path])
@@ -114,16 +120,22 @@ def report(name, op, Y, lmbda, n_iter=600):
           f"{work_to_gaps(costs, works, optimum)} |", flush=True)
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny problems: a smoke test")
+    quick = parser.parse_args(argv).quick
+    size, lmbdas, n_iter, reference_iter = (32, (1.0,), 30, 2000) if quick else (
+        128, (1.0, 5.0, 20.0), 600, 20000)
     print("| problem | bound of ||A||^2 | curvature along FISTA's steps / bound (10-90%) "
           "| FISTA: iterations to gaps 1e-2, 1e-3, 1e-4 | backtracking: work to them |")
     print("|---|---|---|---|---|")
-    image, filters = camera(128), unit_filters(16, 8)
-    for lmbda in (1.0, 5.0, 20.0):
+    image, filters = camera(size), unit_filters(16, 8)
+    for lmbda in lmbdas:
         problem = MapProblem(image, filters, lmbda)
-        report(f"camera, lambda {lmbda:g}", problem.op, image[None, None], lmbda)
-    op, Y, lmbda = top_layer_problem()
-    report("top layer, 150 maps over 45 channels", op, Y, lmbda)
+        report(f"camera, lambda {lmbda:g}", problem.op, image[None, None], lmbda, n_iter,
+               reference_iter)
+    op, Y, lmbda = top_layer_problem(*((24, 2) if quick else (100, 20)))
+    report("top layer, 150 maps over 45 channels", op, Y, lmbda, n_iter, reference_iter)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Smoke run of benchmarks/run.py: it runs and prints its table (no timings checked)."""
+"""Smoke runs of benchmarks/run.py and fista_step_size.py: they run and print
+their tables (no timings checked)."""
 
 import subprocess
 import sys
@@ -13,9 +14,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 HEADER = "| section | skdeconv | anchor | ratio | target | pass? |"
 
 
-def run_script(*arguments):
+def run_script(*arguments, script=SCRIPT):
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *arguments],
+        [sys.executable, str(script), *arguments],
         capture_output=True, text=True, timeout=300,
     )
 
@@ -49,3 +50,13 @@ def test_quick_run_of_the_large_data_section(tmp_path):
     completed = run_script("--quick", "--only", "large", "--output", str(output))
     assert completed.returncode == 0, completed.stderr
     assert "\n| 10. " in output.read_text()
+
+
+def test_quick_run_of_the_fista_step_size_lead():
+    completed = run_script("--quick", script=SCRIPT.with_name("fista_step_size.py"))
+    assert completed.returncode == 0, completed.stderr
+    rows = [line.split(" | ") for line in completed.stdout.splitlines()]
+    assert [row[0] for row in rows[2:]] == [
+        "| camera, lambda 1", "| top layer, 150 maps over 45 channels"
+    ]
+    assert all(len(row) == 5 for row in rows[2:]), completed.stdout

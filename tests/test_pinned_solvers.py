@@ -132,8 +132,9 @@ def _problem(dim, dtype):
 # while 1e-4 of the optimum comes 1.2-2.6x sooner (benchmarks/README.md).
 # Re-measured the same day when ADMM's test became residuals <= 3 tol
 # (admm.RESIDUAL_TOL_FACTOR: about FISTA's accuracy at the same tol) and
-# y0 started after the data step (one wasted iteration less).  Sparse regime: lambda 2
-# (2-D) / 1 (1-D), 5-8% non-zeros; dense: lambda 50 / 30, 20-30% non-zeros.
+# y0 started after the data step (one wasted iteration less).
+# Sparse regime: lambda 2 (2-D) / 1 (1-D), 5-8% non-zeros; dense: lambda
+# 50 / 30, 20-30% non-zeros.
 # continuation counts CG steps over the beta schedule.
 TOL = {"fista": 1e-4, "admm": 1e-4, "continuation": 1e-3}
 LMBDA = {(2, "sparse"): 2.0, (2, "dense"): 50.0, (1, "sparse"): 1.0, (1, "dense"): 30.0}

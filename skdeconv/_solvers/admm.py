@@ -13,8 +13,8 @@ RHO_PERIOD = 10
 # relative to it whatever the scale of the images or lambda.  On the camera
 # problem of benchmarks/run.py at lambda 1, 5 and 20 it takes 35, 63 and 156
 # iterations to 1e-4 of the optimum (0.5-3 were no better); SPORCO's generic
-# 50 / lambda + 1 (the former default) took 66, 97 and 177, one more each
-# before y0 started after the data step (benchmarks/README.md, section 1b).
+# 50 / lambda + 1 (the former default) took 66, 97 and 177 when y0 still
+# started at D x, one iteration more than now (benchmarks/README.md, 1b).
 RHO_INIT = 1.0
 # ADMM stops when both relative residuals are <= RESIDUAL_TOL_FACTOR * tol:
 # the same ``tol`` then stops ADMM and FISTA (whose test is the relative
@@ -70,9 +70,10 @@ class Admm(MapSolver):
         sparse = _on_grid(op, init)
         rho = np.full(len(Y), RHO_INIT)
         synthesis = _circular_synthesis(op, sparse)
-        return {"y0": _data_step(op, data, synthesis, rho), "y1": sparse, "u0": np.zeros_like(data),
-                "u1": np.zeros_like(sparse), "data": data,
-                "rho": rho}
+        return {
+            "y0": _data_step(op, data, synthesis, rho), "y1": sparse,
+            "u0": np.zeros_like(data), "u1": np.zeros_like(sparse), "data": data, "rho": rho,
+        }
 
     def step(self, op, state, iteration, workspace=None):
         balance = (iteration + 1) % RHO_PERIOD == 0
