@@ -43,7 +43,7 @@ from skdeconv import conv_dict_learning, conv_sparse_encode  # noqa: E402
 # the driver's callback records per-iteration traces.
 from skdeconv._fft_ops import ConvOperator  # noqa: E402
 from skdeconv._solvers import auto_solvers, make_solver, objective, solve  # noqa: E402
-from skdeconv._solvers.fista import shrink_and_extrapolate  # noqa: E402
+from skdeconv._solvers.fista import extrapolate, gradient_step  # noqa: E402
 from skdeconv.datasets import load_zeiler2010  # noqa: E402
 from skdeconv.preprocessing import local_contrast_normalize  # noqa: E402
 
@@ -653,12 +653,12 @@ def iteration_parts(problem, n_warm, repeats):
     """Seconds of the work of one FISTA iteration that is not FFTs.
 
     On the state after ``n_warm`` iterations: the (K, C) spectrum mixing
-    (``to_channels`` then ``to_maps``) and the fused element-wise update
-    (shrinkage, extrapolation, the restart and stopping dot products), each
+    (``to_channels`` then ``to_maps``) and the fused element-wise updates
+    (gradient step and shrinkage with the backtracking test's norm, then
+    extrapolation with the restart and stopping dot products), each
     repeated in place on the same buffers.
     """
     op, lmbda = problem.op, problem.lmbda
-    step = lmbda * op.lipschitz
     maps_shape = (1, op.n_filters) + op.map_shape
     fista = make_solver("fista", lmbda=lmbda)
     state = fista.start(op, problem.image[None, None], np.zeros(maps_shape))
@@ -668,14 +668,15 @@ def iteration_parts(problem, n_warm, repeats):
     map_spectra = op.rfft(state["y"])
     residual_spectra = op.rfft(problem.image[None, None])
     point, x, y = (state[name].copy() for name in ("x", "x", "y"))
-    momentum = np.ones(1, dtype=bool)
+    gradient, level, weight = state["x"] - state["y"], state["level"], np.ones(1)
 
     def mixing():
         op.mixer.to_channels(map_spectra, op.pair_spectra)
         op.mixer.to_maps(residual_spectra, op.adjoint_spectra, out=map_spectra)
 
     def update():
-        shrink_and_extrapolate(point, x, y, step, 1.0, momentum)
+        gradient_step(y, gradient, level, lmbda, 1.0, out=point)
+        extrapolate(point, x, y, weight)
 
     return [best_time(lambda f=f: [f() for _ in range(50)], repeats)[0] / 50
             for f in (mixing, update)]

@@ -92,13 +92,9 @@ def _forget(fit):
         del _WORKER_OPERATORS[slot]
 
 
-def _operator(filters, connectivity, image_shape, method, previous=None):
-    """The operator of ``filters`` ready for ``method``; ``previous`` (the
-    chunk's operator of the last epoch) speeds up the step bound."""
-    op = ConvOperator(filters, connectivity, image_shape)
-    if previous is not None:
-        op.follow(previous)
-    return precompute_for(op, method.name)
+def _operator(filters, connectivity, image_shape, method):
+    """The operator of ``filters`` ready for ``method``."""
+    return precompute_for(ConvOperator(filters, connectivity, image_shape), method.name)
 
 
 def _start(Y, filters, connectivity, method, fit):
@@ -121,8 +117,8 @@ def _advance(chunk, filters, point, connectivity, method, epoch, need_power, fit
     Y = chunk["Y"]
     image_shape = Y.shape[2:]
     with one_blas_thread():
-        op = _shared((fit, "filters", epoch), lambda: _operator(
-            filters, connectivity, image_shape, method, chunk["op"]))
+        op = _shared((fit, "filters", epoch),
+                     lambda: _operator(filters, connectivity, image_shape, method))
         point_op = _shared((fit, "point", epoch),
                            lambda: ConvOperator(point, connectivity, image_shape))
         state, correlations, data_terms, sparsity, power = advance_chunk(

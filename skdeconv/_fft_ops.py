@@ -26,11 +26,6 @@ from ._operators import LinearOperator
 # Frequencies whose exact eigenvalue the first round of ConvOperator.lipschitz
 # computes (then four times as many per round).
 _LIPSCHITZ_FIRST_BLOCK = 64
-# An operator that follows another (ConvOperator.follow) takes the bound
-# carried over from it, without any eigenvalue, while that bound exceeds the
-# last exact value by at most this fraction (the map step is then at most 1%
-# shorter than the exact bound would allow).
-LIPSCHITZ_SLACK = 0.01
 
 
 def _segment_sums(values, keys, n_keys):
@@ -158,12 +153,21 @@ class _PairMixer:
         self._pairs_of_map = [pairs[self.map_of_pair == k] for k in range(g.shape[0])]
 
     @staticmethod
-    def _accumulate(inputs, input_of_pair, pair_spectra, pairs_of_output, out=None):
+    def _accumulate(inputs, input_of_pair, pair_spectra, pairs_of_output, out=None, add=True):
+        """The sums, added to ``out`` (written over it unless ``add``) when given."""
         if out is None:
             n_out = len(pairs_of_output)
             out = np.zeros((len(inputs), n_out) + inputs.shape[2:], inputs.dtype)
+            add = True
         buffer = np.empty_like(out[:, 0])
         for plane, pairs in zip(out.swapaxes(0, 1), pairs_of_output):
+            if not add:  # the first product is written, not added
+                if not len(pairs):
+                    plane[...] = 0
+                    continue
+                np.multiply(inputs[:, input_of_pair[pairs[0]]], pair_spectra[pairs[0]],
+                            out=plane)
+                pairs = pairs[1:]
             for pair in pairs:
                 np.multiply(inputs[:, input_of_pair[pair]], pair_spectra[pair], out=buffer)
                 plane += buffer
@@ -219,13 +223,14 @@ class _PairMixer:
             map_spectra, self.map_of_pair, pair_spectra, self._pairs_of_channel
         )
 
-    def to_maps(self, channel_spectra, pair_spectra, out=None):
+    def to_maps(self, channel_spectra, pair_spectra, out=None, add=True):
         """sum_c g[k,c] A_c B_kc for A (n, C, ...) and B (n_pairs, ...).
 
-        Added to ``out`` (n, K, ...) in place when given.
+        Added to ``out`` (n, K, ...) in place when given (written over it
+        unless ``add``).
         """
         return self._accumulate(
-            channel_spectra, self.channel_of_pair, pair_spectra, self._pairs_of_map, out
+            channel_spectra, self.channel_of_pair, pair_spectra, self._pairs_of_map, out, add
         )
 
 
@@ -356,8 +361,30 @@ class ConvOperator(LinearOperator):
 
     def adjoint(self, residual):
         """F' r for residual (n, C, *image_shape) -> (n, K, *map_shape)."""
-        mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra)
-        return np.ascontiguousarray(self.irfft(mixed, overwrite_x=True)[self.map_window])
+        return self.adjoint_into(residual)
+
+    def adjoint_into(self, residual, out=None, buffer=None):
+        """F' r, into the buffers when possible: use the returned array.
+
+        ``out`` (n, K, *map_shape) receives the result when the maps fill
+        the FFT grid; ``buffer`` (:meth:`representation_buffer`) holds the
+        mixed spectra.
+        """
+        mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra, out=buffer,
+                                   add=False)
+        if self.map_shape != self.fft_shape:
+            out = None
+        return np.ascontiguousarray(self.irfft(mixed, overwrite_x=True, out=out)[self.map_window])
+
+    @cached_property
+    def cheap_lipschitz(self):
+        """An upper bound of ||F||^2 without eigenvalues (>= :attr:`lipschitz`).
+
+        The largest of the per-frequency bounds of
+        :meth:`_cheap_norm_bounds`: exact for one channel or one map, a few
+        percent above the exact bound for the paper's wide layers.
+        """
+        return float(self._cheap_norm_bounds(self.pair_spectra).max())
 
     def synthesis_spectra(self, map_spectra):
         """Spectrum of the circular synthesis D x on the FFT grid: (n, C, *freq)."""
@@ -395,27 +422,18 @@ class ConvOperator(LinearOperator):
 
         Exact (the same number as the largest eigenvalue of every frequency's
         Gram), but found by branch and bound: a cheap upper bound of each
-        frequency's eigenvalue (:meth:`_cheap_norm_bounds`, tightened by
-        :meth:`follow`) is computed for all of them, and the exact eigenvalue
-        only for the frequencies, in decreasing order of their bound, whose
-        bound exceeds the largest eigenvalue found so far.  The others cannot
-        hold the maximum.  After :meth:`follow`, the bound carried over from
-        the previous operator instead, while it is at most
-        ``1 + LIPSCHITZ_SLACK`` times the last exact value
-        (``lipschitz_reference``).
+        frequency's eigenvalue (:meth:`_cheap_norm_bounds`) is computed for
+        all of them, and the exact eigenvalue only for the frequencies, in
+        decreasing order of their bound, whose bound exceeds the largest
+        eigenvalue found so far.  The others cannot hold the maximum.  (The
+        solvers need no exact bound: FISTA backtracks from
+        :attr:`cheap_lipschitz`.)
         """
         if min(self.n_channels, self.n_filters) == 1:  # 1 x 1 Grams: scan them all
             return max(
                 float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in self.filter_grams()
             )
-        followed = self._followed_bounds()
-        slack = 1 + LIPSCHITZ_SLACK
-        if followed is not None and followed.max() <= slack * self.lipschitz_reference:
-            self.frequency_bounds = followed
-            return float(followed.max())
         bounds = self._cheap_norm_bounds(self.pair_spectra)
-        if followed is not None:
-            bounds = np.minimum(bounds, followed)
         # Rounding: a computed bound may undercut a computed eigenvalue by a
         # few ulps of the spectra's precision: compare with a margin.
         margin = 1 + 1e3 * np.finfo(bounds.dtype).eps
@@ -427,50 +445,11 @@ class ConvOperator(LinearOperator):
                 part = chosen[part]
                 if largest > 0:  # certify lambda <= largest where possible
                     below = _certify_below(gram, largest * margin)
-                    bounds[part[below]] = largest
                     part, gram = part[~below], gram[~below]
                 if part.size:
-                    exact = np.linalg.eigvalsh(gram)[:, -1]
-                    bounds[part] = exact
-                    largest = max(largest, float(exact.max()))
+                    largest = max(largest, float(np.linalg.eigvalsh(gram)[:, -1].max()))
             start, block = start + block, 4 * block
-        self.frequency_bounds, self.lipschitz_reference = bounds, largest
         return largest
-
-    # Set by :meth:`follow`: (per-frequency bounds, pair spectra) of the
-    # previous filters, used once by :attr:`lipschitz`, and the last exact bound.
-    _previous_bounds = None
-    lipschitz_reference = None
-
-    def _followed_bounds(self):
-        """Per-frequency bounds from the previous operator's (None without)."""
-        if self._previous_bounds is None:
-            return None
-        previous_bounds, previous_spectra = self._previous_bounds
-        self._previous_bounds = None  # drop the previous operator's arrays
-        drift = np.sqrt(self._cheap_norm_bounds(self.pair_spectra - previous_spectra))
-        return (np.sqrt(previous_bounds) + drift) ** 2
-
-    def follow(self, previous):
-        """Let :attr:`lipschitz` start from the bounds of ``previous``'s.
-
-        ``previous`` is an operator of the same geometry (the filters of the
-        last epoch) whose :attr:`lipschitz` was computed: by the triangle
-        inequality ||D(w)|| <= ||D_prev(w)|| + ||D(w) - D_prev(w)||, so its
-        per-frequency bounds plus a cheap bound of the change bound ours,
-        tightly when the filters moved little.  :attr:`lipschitz` takes their
-        maximum while it is within ``LIPSCHITZ_SLACK`` of the last exact
-        bound, and starts its branch and bound from them otherwise.  Returns
-        ``self``.
-        """
-        bounds = previous.__dict__.get("frequency_bounds")
-        if (
-            bounds is not None and "lipschitz" not in self.__dict__
-            and previous.pair_spectra.shape == self.pair_spectra.shape
-        ):
-            self._previous_bounds = (bounds, previous.pair_spectra)
-            self.lipschitz_reference = previous.lipschitz_reference
-        return self
 
     def _cheap_norm_bounds(self, pair_spectra):
         """Upper bounds of ||D(w)||_2^2 per frequency, shape (n_freq,), cheap.

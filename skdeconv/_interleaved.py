@@ -207,7 +207,7 @@ def learn_interleaved(
             data_terms, new_op = _filter_step(
                 parallel, steps, gradient, data_point, states, slices, Y
             )
-            op = new_op.follow(op)  # the step bound starts from this epoch's
+            op = new_op
             cost = lmbda * float(data_terms.sum()) + sparsity
             history.append(cost / len(Y) / float(scale) ** p)
             report_epoch(verbose, epoch, n_epochs, history[-1], start)

@@ -6,8 +6,9 @@ It needs from ``A``:
 - the geometry: ``n_filters``, ``n_channels``, ``map_shape`` (spatial),
   ``image_shape`` (spatial), ``dtype``;
 - ``forward(maps)`` (``A z``: (n, K, *map_shape) -> (n, C, *image_shape)),
-  ``adjoint(residual)`` (``A' r``) and ``lipschitz``, an upper bound of
-  ``||A||^2`` (the step size of gradient methods);
+  ``adjoint(residual)`` (``A' r``; ``adjoint_into`` with buffers) and
+  ``lipschitz``, an upper bound of ``||A||^2`` (the step size of gradient
+  methods; ``cheap_lipschitz`` a looser one that costs no eigenvalue);
 - ``precomputed``: a dict where solvers cache what they derive from the
   operator (e.g. ADMM's per-frequency inverses);
 - ``take(index)``: the operator of a subset of the samples (operators with
@@ -47,6 +48,16 @@ class LinearOperator:
     def lipschitz(self):
         """An upper bound of ``||A||^2``."""
         raise NotImplementedError
+
+    @property
+    def cheap_lipschitz(self):
+        """An upper bound of ``||A||^2`` that is cheap to compute (maybe looser)."""
+        return self.lipschitz
+
+    def adjoint_into(self, residual, out=None, buffer=None):
+        """``A' r``, into ``out`` (and the scratch ``buffer`` from
+        :meth:`representation_buffer`) when possible: use the returned array."""
+        return self.adjoint(residual)
 
     def take(self, index):
         """The operator of the samples ``index`` (this one: no per-sample data)."""
@@ -100,6 +111,13 @@ class MaskedOperator(LinearOperator):
     @property
     def lipschitz(self):
         return self.base.lipschitz
+
+    @property
+    def cheap_lipschitz(self):
+        return self.base.cheap_lipschitz
+
+    def adjoint_into(self, residual, out=None, buffer=None):
+        return self.base.adjoint_into(residual * self.mask, out=out, buffer=buffer)
 
     def take(self, index):
         return MaskedOperator(self.base, self.mask[index])

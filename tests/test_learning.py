@@ -194,37 +194,19 @@ def test_continuation_needs_alternating():
     assert coder.fit(X).n_iter_ == 1
 
 
-def test_wide_layer_learning_with_the_followed_bound_learns_as_with_exact_ones(monkeypatch):
-    """Interleaved FISTA on a wide sparse layer: the Lipschitz bound carried
-    over from the previous epoch's (at most 1% above the exact one, taken in
-    some of the later epochs) learns what the full scan of every frequency at
-    every epoch learns, to 1%."""
-    from functools import cached_property
+def test_wide_layer_learning_computes_no_exact_step_bound(monkeypatch):
+    """Interleaved FISTA on a wide sparse layer backtracks from the cheap
+    bound: no eigenvalue problem per frequency at any epoch (the exact bound
+    is never asked for), and the cost falls."""
 
+    def forbidden(op):
+        raise AssertionError("the exact bound of ||F||^2 was computed")
+
+    monkeypatch.setattr(ConvOperator, "lipschitz", property(forbidden))
     rng = np.random.RandomState(0)
     X = rng.standard_normal((3, 12, 10, 10)) * (rng.rand(3, 12, 10, 10) < 0.2)
-    X = X.reshape(3, -1)
-    params = dict(image_shape=(10, 10), connectivity="random_pairs", n_epochs=100,
-                  solver="fista", random_state=0)
-
-    def patch_lipschitz(function):
-        prop = cached_property(function)
-        prop.__set_name__(ConvOperator, "lipschitz")
-        monkeypatch.setattr(ConvOperator, "lipschitz", prop)
-
-    carried, followed = [], ConvOperator.lipschitz.func
-
-    def spy(op):
-        value = followed(op)
-        carried.append(value != op.lipschitz_reference)
-        return value
-
-    patch_lipschitz(spy)
-    _, filters, costs = conv_dict_learning(X, 40, 3, **params)
-    assert 0 < sum(carried) < 50
-    patch_lipschitz(lambda op: max(
-        float(np.linalg.eigvalsh(gram)[:, -1].max()) for _, gram in op.filter_grams()
-    ))
-    _, filters_scan, costs_scan = conv_dict_learning(X, 40, 3, **params)
-    np.testing.assert_allclose(costs, costs_scan, rtol=1e-2)
-    assert abs(costs[-1] / costs_scan[-1] - 1) < 2e-3
+    _, _, costs = conv_dict_learning(
+        X.reshape(3, -1), 40, 3, image_shape=(10, 10), connectivity="random_pairs",
+        n_epochs=30, solver="fista", random_state=0,
+    )
+    assert costs[-1] < 0.8 * costs[0]

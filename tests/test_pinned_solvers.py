@@ -54,10 +54,10 @@ def _momentum(t, restart):
 
 
 def _fista_lipschitz(filters, g, image_shape):
-    """The bound of ||F||^2 that sets FISTA's step."""
+    """The bound of ||F||^2 where FISTA's backtracking starts (and stops)."""
     from skdeconv._fft_ops import ConvOperator
 
-    return ConvOperator(filters, g, image_shape).lipschitz
+    return ConvOperator(filters, g, image_shape).cheap_lipschitz
 
 
 def _admm_one_iteration(filters, g, Y, lmbda, maps, balance):
@@ -133,20 +133,27 @@ def _problem(dim, dtype):
 # Re-measured the same day when ADMM's test became residuals <= 3 tol
 # (admm.RESIDUAL_TOL_FACTOR: about FISTA's accuracy at the same tol) and
 # y0 started after the data step (one wasted iteration less).
+# FISTA's re-measured 2026-12-02 when it started backtracking (its level
+# L from the bound down by 0.9 per step, see solvers/fista.py) and testing
+# convergence after steps with momentum only: 3.3x and 1.6x fewer in the
+# sparse regime, 14% fewer to 45% more in the dense one (1-D: the stops
+# that the new test refuses were as close to the optimum there, 1.4e-4,
+# but 10x too early on the paper's top layer), where float32 and float64
+# now take different paths (a retry decided by rounding).
 # Sparse regime: lambda 2 (2-D) / 1 (1-D), 5-8% non-zeros; dense: lambda
 # 50 / 30, 20-30% non-zeros.
 # continuation counts CG steps over the beta schedule.
 TOL = {"fista": 1e-4, "admm": 1e-4, "continuation": 1e-3}
 LMBDA = {(2, "sparse"): 2.0, (2, "dense"): 50.0, (1, "sparse"): 1.0, (1, "dense"): 30.0}
 PINNED_ITERATIONS = {
-    ("fista", 1, "sparse", "float64"): 144,
-    ("fista", 1, "sparse", "float32"): 144,
-    ("fista", 1, "dense", "float64"): 1021,
-    ("fista", 1, "dense", "float32"): 1021,
-    ("fista", 2, "sparse", "float64"): 314,
-    ("fista", 2, "sparse", "float32"): 314,
-    ("fista", 2, "dense", "float64"): 908,
-    ("fista", 2, "dense", "float32"): 909,
+    ("fista", 1, "sparse", "float64"): 90,
+    ("fista", 1, "sparse", "float32"): 90,
+    ("fista", 1, "dense", "float64"): 1484,
+    ("fista", 1, "dense", "float32"): 1388,
+    ("fista", 2, "sparse", "float64"): 94,
+    ("fista", 2, "sparse", "float32"): 94,
+    ("fista", 2, "dense", "float64"): 982,
+    ("fista", 2, "dense", "float32"): 784,
     ("admm", 1, "sparse", "float64"): 342,
     ("admm", 1, "sparse", "float32"): 342,
     ("admm", 1, "dense", "float64"): 681,
@@ -193,8 +200,11 @@ def test_iterations_to_tolerance_are_pinned(key):
 def test_admm_and_fista_stop_about_as_close_to_the_optimum(dim, regime):
     """At the same tol, ADMM's stopping test (residuals <= 3 tol) leaves the
     maps about as close to the optimum as FISTA's (relative change <= tol):
-    at most 2x FISTA's distance (measured 0.07-1.7x), and not 200x closer
-    (residuals <= tol stopped it 10-1000x closer: wasted iterations)."""
+    at most 20x FISTA's distance (measured 0.05-12x: FISTA with backtracking
+    stops 2-12x closer in the sparse regime, where it also needs 1.7-2.7x
+    fewer iterations than ADMM; 0.07-1.7x with FISTA's fixed step), and not
+    200x closer (residuals <= tol stopped it 10-1000x closer: wasted
+    iterations)."""
     from skdeconv._fft_ops import ConvOperator
     from skdeconv._solvers._numerics import objective
 
@@ -209,7 +219,7 @@ def test_admm_and_fista_stop_about_as_close_to_the_optimum(dim, regime):
         maps, _, converged = _solve_with_iterations(Y, filters, g, lmbda, solver, 1e-3)
         assert converged.all()
         distance[solver] = float(np.max((objective(op, maps, Y, lmbda, 1.0) - optimum) / optimum))
-    assert distance["admm"] <= 2 * distance["fista"], distance
+    assert distance["admm"] <= 20 * distance["fista"], distance
     assert distance["admm"] >= distance["fista"] / 200, distance
 
 
@@ -255,29 +265,43 @@ def _soft(v, threshold):
 
 
 def _fista_by_hand(filters, y, lmbda, lipschitz, n_iter):
-    """FISTA with gradient restart written from the paper (Beck & Teboulle
-    2009; O'Donoghue & Candes 2015): step 1 / (lambda L), momentum
-    (t_k - 1) / t_{k+1}, restart (y = x, t = 1) when (y_k - x_{k+1}).(x_{k+1} - x_k) > 0."""
+    """FISTA with backtracking and gradient restart written from the papers
+    (Beck & Teboulle 2009, with backtracking; O'Donoghue & Candes 2015):
+    step 1 / (lambda L) from the extrapolated point, accepted when
+    ||F (x_{k+1} - y_k)||^2 <= (1 + 1e-6) L ||x_{k+1} - y_k||^2 or L has reached the
+    bound of ||F||^2 (where it starts), else L = min(max(2 L, that
+    curvature), bound) and the step is taken again; L is multiplied by 0.9
+    after every accepted step; momentum (t_k - 1) / t_{k+1}, restart (y = x,
+    t = 1) when (y_k - x_{k+1}).(x_{k+1} - x_k) > 0.  Returns the iterate,
+    the restarts and the steps taken again."""
     map_shape = tuple(n + h - 1 for n, h in zip(y.shape, filters.shape[2:]))
     x = np.zeros((len(filters),) + map_shape)
-    point, t, restarts = x.copy(), 1.0, 0
+    point, t, restarts, retries, level = x.copy(), 1.0, 0, 0, lipschitz
     for _ in range(n_iter):
         gradient = lmbda * _valid_adjoint(filters, _valid_forward(filters, point) - y)
-        x_new = _soft(point - gradient / (lmbda * lipschitz), 1 / (lmbda * lipschitz))
+        while True:
+            x_new = _soft(point - gradient / (lmbda * level), 1 / (lmbda * level))
+            move = x_new - point
+            curvature = np.sum(_valid_forward(filters, move) ** 2) / max(np.sum(move**2), 1e-300)
+            if curvature <= (1 + 1e-6) * level or level >= lipschitz:
+                break
+            level, retries = min(max(2 * level, curvature), lipschitz), retries + 1
+        level *= 0.9
         t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
         extrapolated = x_new + (t - 1) / t_new * (x_new - x)
         if np.vdot(point - x_new, x_new - x) > 0:
             extrapolated, t_new, restarts = x_new, 1.0, restarts + 1
         x, point, t = x_new, extrapolated, t_new
-    return x, restarts
+    return x, restarts, retries
 
 
 @pytest.mark.parametrize("dim", [1, 2])
 def test_fista_iterates_equal_the_by_hand_algorithm(dim):
     """conv_sparse_encode(solver='fista', max_iter=k, tol=0) returns exactly
-    the k-th iterate of textbook FISTA with adaptive restart (momentum
-    weights, t updates and restarts all pinned), with the step set by the
-    brute-force circulant bound on a grid equal to the map shape."""
+    the k-th iterate of textbook FISTA with backtracking and adaptive restart
+    (levels, retries, momentum weights, t updates and restarts all pinned),
+    the level starting at the brute-force circulant bound on a grid equal
+    to the map shape."""
     rng = np.random.RandomState(3)
     if dim == 1:  # maps of 64 = a fast FFT length: the grid is the map shape
         filters, image_shape, lmbda = _random_unit_filters(2, (9,), seed=4), (56,), 3.0
@@ -291,8 +315,8 @@ def test_fista_iterates_equal_the_by_hand_algorithm(dim):
     assert _fista_lipschitz(filters, np.ones((2, 1), bool), image_shape) == pytest.approx(
         lipschitz, rel=1e-12
     )
-    expected, restarts = _fista_by_hand(filters, y, lmbda, lipschitz, n_iter)
-    assert restarts >= 1  # the run covers the restart branch
+    expected, restarts, retries = _fista_by_hand(filters, y, lmbda, lipschitz, n_iter)
+    assert restarts >= 1 and retries >= 1  # the run covers both branches
     assert np.mean(expected != 0) > 0.05
     maps = conv_sparse_encode(
         y.reshape(1, -1), filters, image_shape=image_shape, lmbda=lmbda, solver="fista",

@@ -161,9 +161,10 @@ def test_score_is_minus_the_mean_objective_of_transform(solver):
 
 
 # ---------------------------------------------------------------- held-out pixels
-def _masked_fista_by_hand(X, filters, lmbda, visible, n_iter=1500):
+def _masked_fista_by_hand(X, filters, lmbda, visible, n_iter=20000):
     """Minimise lambda/2 ||W (F z - y)||^2 + |z|_1 per sample (1-D, one
-    channel) with dense matrices: F the valid synthesis, W the visible pixels."""
+    channel) with dense matrices: F the valid synthesis, W the visible pixels.
+    (1500 iterations left the score 2e-4 from its optimum on one problem.)"""
     n_filters, _, h = filters.shape
     length = X.shape[1]
     map_length = length + h - 1

@@ -153,8 +153,9 @@ def test_coder_with_scale_input_ignores_the_scale(fit_algorithm, solver, a):
     assert_allclose(scaled.cost_history_, coder.cost_history_, rtol=1e-9)
     maps = coder.transform(X)
     assert_allclose(scaled.transform(a * X), maps, rtol=0, atol=1e-8 * np.abs(maps).max())
+    # The filters agree to ~1e-11 (rounding through FISTA's backtracking decisions).
     assert_allclose(scaled.inverse_transform(maps), a * coder.inverse_transform(maps),
-                    rtol=1e-12, atol=1e-12 * a)
+                    rtol=1e-10, atol=1e-10 * a)
     assert scaled.score(a * X) == pytest.approx(coder.score(X), rel=1e-8)
 
 
@@ -177,8 +178,8 @@ def test_coder_scale_and_lambda_trade(fit_algorithm, solver, a):
     rtol = 1e-6 if fit_algorithm == "alternating" else 1e-9
     assert_allclose(scaled.filters_, coder.filters_, rtol=0, atol=rtol)
     assert_allclose(scaled.cost_history_, a * coder.cost_history_, rtol=rtol)
-    coder.set_params(solver="fista", max_iter=20000, tol=1e-6)
-    scaled.set_params(solver="fista", max_iter=20000, tol=1e-6)
+    coder.set_params(solver="fista", max_iter=20000, tol=1e-8)
+    scaled.set_params(solver="fista", max_iter=20000, tol=1e-8)
     maps = coder.transform(X)
     assert_allclose(scaled.transform(a * X), a * maps, rtol=0,
                     atol=1e-5 * a * np.abs(maps).max())
