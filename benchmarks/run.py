@@ -675,7 +675,7 @@ def iteration_parts(problem, n_warm, repeats):
         op.mixer.to_maps(residual_spectra, op.adjoint_spectra, out=map_spectra)
 
     def update():
-        gradient_step(y, gradient, level, lmbda, 1.0, out=point)
+        gradient_step(y, gradient, None, lmbda * level, 1.0, out=point)
         extrapolate(point, x, y, weight)
 
     return [best_time(lambda f=f: [f() for _ in range(50)], repeats)[0] / 50

@@ -153,7 +153,7 @@ PINNED_ITERATIONS = {
     ("fista", 2, "sparse", "float64"): 94,
     ("fista", 2, "sparse", "float32"): 94,
     ("fista", 2, "dense", "float64"): 982,
-    ("fista", 2, "dense", "float32"): 784,
+    ("fista", 2, "dense", "float32"): 980,
     ("admm", 1, "sparse", "float64"): 342,
     ("admm", 1, "sparse", "float32"): 342,
     ("admm", 1, "dense", "float64"): 681,

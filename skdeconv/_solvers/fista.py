@@ -50,9 +50,10 @@ class Fista(MapSolver):
 
     name = "fista"
     carries_state = True
-    # x, y, momentum, the residuals and the spectra of x, of the previous x
-    # and of the next y (map_spectra), measured (peak RSS, 2 and 6 images 480x720).
-    interleaved_arrays = 6.9
+    # x, y, momentum and the spectra of x, of the previous x and of the next
+    # y (map_spectra): 6.85 spectra per sample measured (peak RSS, 2 and 6
+    # images 480x720), before the two residuals (image-sized) were kept too.
+    interleaved_arrays = 7.0
 
     @classmethod
     def precompute(cls, op):
@@ -125,14 +126,17 @@ def fista_iteration(op, lmbda, p, state, workspace=None):
     learning: the operator changes between steps) that residual is computed
     for ``op``, and the step keeps the new iterate's spectra in ``state``
     for :meth:`Fista.map_spectra`.  Updates ``state`` and returns
-    ``(||x_t - x_{t-1}||, ||x_t||)`` per sample.
+    ``(||x_t - x_{t-1}||, ||x_t||, whether the step had momentum)`` per
+    sample.
     """
     x, y = state["x"], state["y"]
     spectra, gradient, candidate = _buffers(workspace, x, y)
     y_residual = _extrapolated_residual(op, state, workspace is not None)
-    gradient = op.adjoint_into(y_residual, out=gradient, buffer=spectra)
     level = state["level"].copy()
-    spectra, residual = _backtrack(op, lmbda, p, state, y_residual, gradient, level,
+    # The gradient step -A'(A y - target) / L of the first trial, by one adjoint.
+    scaled = y_residual * _per_sample(-1 / level, y_residual)
+    descent = op.adjoint_into(scaled, out=gradient, buffer=spectra)
+    spectra, residual = _backtrack(op, lmbda, p, state, y_residual, descent, level,
                                    candidate, spectra)
     if workspace is None:
         state["x_spectra"] = spectra
@@ -186,15 +190,17 @@ def _per_sample(values, like):
     return values.astype(like.dtype).reshape((-1,) + (1,) * (like.ndim - 1))
 
 
-def _backtrack(op, lmbda, p, state, y_residual, gradient, level, candidate, spectra):
+def _backtrack(op, lmbda, p, state, y_residual, descent, level, candidate, spectra):
     """Accepted candidates (written to ``candidate``), their spectra and residuals.
 
-    ``level`` (updated in place) grows for the samples whose test fails,
-    which are computed again (alone: a sample's numbers never depend on the
-    batch), until it passes or ``level`` reaches ``op.cheap_lipschitz``.
+    ``descent`` is the gradient step at ``level``, which (updated in place)
+    grows for the samples whose test fails; they are computed again (alone:
+    a sample's numbers never depend on the batch) until the test passes or
+    ``level`` reaches ``op.cheap_lipschitz``.
     """
     y, target, cap = state["y"], state["target"], float(op.cheap_lipschitz)
-    move = gradient_step(y, gradient, level, lmbda, p, out=candidate)
+    first_level = level.copy()
+    move = gradient_step(y, descent, None, lmbda * level, p, out=candidate)
     spectra = op.represent(candidate, out=spectra)
     residual = op.forward_represented(spectra) - target
     index = np.arange(len(y))
@@ -211,7 +217,8 @@ def _backtrack(op, lmbda, p, state, y_residual, gradient, level, candidate, spec
             np.maximum(LEVEL_GROWTH * level[index], curvature[failed]), cap
         )
         trial = np.empty_like(candidate[index])
-        trial_move = gradient_step(y[index], gradient[index], level[index], lmbda, p, out=trial)
+        trial_move = gradient_step(y[index], descent[index], first_level[index] / level[index],
+                                   lmbda * level[index], p, out=trial)
         sub_op = op.take(index)
         trial_spectra = sub_op.represent(trial)
         trial_residual = sub_op.forward_represented(trial_spectra) - target[index]
@@ -224,23 +231,27 @@ def sample_dots_of_difference(a, b):
     return sample_dots(difference, difference)
 
 
-def gradient_step(y, gradient, level, lmbda, p, out):
-    """``out = shrink(y - gradient / L, lambda L)`` per sample, fused over blocks.
+def gradient_step(y, descent, factor, beta, p, out):
+    """``out = shrink(y + factor descent, beta)`` per sample, fused over blocks.
 
-    ``level`` is each sample's ``L``.  Returns ``||out - y||^2`` per sample
-    (float64).
+    ``factor`` and ``beta`` hold one value per sample (``factor`` None: 1).
+    Returns ``||out - y||^2`` per sample (float64).
     """
     n = len(y)
-    new, y, gradient = (sample_rows(a) for a in (out, y, gradient))
-    level = level.astype(new.dtype)[:, None]
-    inverse, beta = -1 / level, lmbda * level
+    new, y, descent = (sample_rows(a) for a in (out, y, descent))
+    beta = beta.astype(new.dtype)[:, None]
+    if factor is not None:
+        factor = factor.astype(new.dtype)[:, None]
     partial = np.empty((len(blocks(new)), 1, n))
     block_dots = np.empty((1, n), new.dtype)
     move = np.empty((n, min(new.shape[1], BLOCK_BYTES // new.itemsize)), new.dtype)
     for dots, block in zip(partial, blocks(new)):
         values = new[:, block]
-        np.multiply(gradient[:, block], inverse, out=values)
-        values += y[:, block]
+        if factor is None:
+            np.add(descent[:, block], y[:, block], out=values)
+        else:
+            np.multiply(descent[:, block], factor, out=values)
+            values += y[:, block]
         shrink(values, beta, p, out=values)
         delta = np.subtract(values, y[:, block], out=move[:, : values.shape[1]])
         dots[:] = vecdots(((delta, delta),), block_dots)
