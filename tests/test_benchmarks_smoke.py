@@ -52,11 +52,11 @@ def test_quick_run_of_the_large_data_section(tmp_path):
     assert "\n| 10. " in output.read_text()
 
 
-def test_quick_run_of_the_fista_step_size_lead():
+def test_quick_run_of_fista_step_size():
     completed = run_script("--quick", script=SCRIPT.with_name("fista_step_size.py"))
     assert completed.returncode == 0, completed.stderr
     rows = [line.split(" | ") for line in completed.stdout.splitlines()]
     assert [row[0] for row in rows[2:]] == [
         "| camera, lambda 1", "| top layer, 150 maps over 45 channels"
     ]
-    assert all(len(row) == 5 for row in rows[2:]), completed.stdout
+    assert all(len(row) == 7 for row in rows[2:]), completed.stdout
