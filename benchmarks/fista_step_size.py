@@ -122,7 +122,7 @@ def top_layer_problem(size, n_epochs):
 def report(name, op, Y, lmbda, n_iter, reference_iter):
     bound = float(op.lipschitz)
     reference, _, _ = solve(op, Y, solver="fista", lmbda=lmbda, max_iter=reference_iter,
-                            tol=1e-10)
+                            tol=1e-9)
     optimum = float(objective(op, reference, Y, lmbda, 1.0)[0])
     fixed, changes, path = fixed_step_costs(op, Y, lmbda, n_iter)
     ratios = curvatures(op, path, bound)

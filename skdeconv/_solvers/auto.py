@@ -15,19 +15,16 @@ from ._base import solver_class
 SPARSE_SOLVER, DENSE_SOLVER = "fista", "admm"
 # Measured crossovers (benchmarks/README.md, "solver='auto'"): ADMM reaches
 # 1e-4 of the optimum sooner than FISTA once lambda * max|F'y| exceeds about
-# AUTO_DENSE_RATIO for one input channel (camera and fruit images: FISTA
-# needs fewer iterations at 2, ADMM at 4), and AUTO_MULTICHANNEL_RATIO for
-# 2-8 channels (ADMM's iteration then costs ~1.7-1.9x FISTA's: its x-step
-# mixes the C channels per frequency; measured before ADMM's rho started at
-# 1, which made ADMM faster, so possibly high).
-AUTO_DENSE_RATIO = 3.0
+# AUTO_DENSE_RATIO for one input channel (camera: FISTA with backtracking
+# needs 38 iterations at 8 where ADMM needs 53, 49 against 55 at 12, 63
+# against 57 at 16, at about the same cost per iteration; it was 3 with
+# FISTA's former fixed step), and AUTO_MULTICHANNEL_RATIO for 2-8 channels
+# (RGB fruit, 16 filters: the same time at 10, ADMM 7% faster at 30 and
+# 1.45x at 90).  Interleaved learning takes the same rule (ADMM's first
+# epochs from zero maps move the filters less: learning kept FISTA up to 10
+# when the inference threshold was 3).
+AUTO_DENSE_RATIO = 10.0
 AUTO_MULTICHANNEL_RATIO = 40.0
-# Interleaved learning takes ADMM from this statistic on (one channel): its
-# maps start from zero and, with rho starting at 1, an ADMM iteration
-# shrinks them harder than a FISTA step until rho has been balanced, so the
-# first epochs of a learner that picks it at lower statistics move the
-# filters less (more dead-layer warnings on 1-epoch fits in the tests).
-AUTO_LEARNING_DENSE_RATIO = 10.0
 # Above this many input channels 'auto' always picks the sparse solver: an
 # ADMM iteration then costs 2.2-2.7x a FISTA iteration (its x-step mixes the
 # C channels per frequency with a C x C matrix; learning also recomputes its
@@ -37,7 +34,7 @@ AUTO_LEARNING_DENSE_RATIO = 10.0
 AUTO_ADMM_MAX_CHANNELS = 8
 
 
-def auto_solvers(op, Y, lmbda, p, dense_ratio=AUTO_DENSE_RATIO):
+def auto_solvers(op, Y, lmbda, p):
     """The solver ``solver='auto'`` picks for every sample: array of names.
 
     The rule (issue #12, measured in benchmarks/README.md): 'admm' where
@@ -60,7 +57,7 @@ def auto_solvers(op, Y, lmbda, p, dense_ratio=AUTO_DENSE_RATIO):
     wide = op.n_channels > AUTO_ADMM_MAX_CHANNELS
     if p != 1 or wide or not solver_class(DENSE_SOLVER).supports(op) or not len(Y):
         return choice
-    threshold = dense_ratio if op.n_channels == 1 else AUTO_MULTICHANNEL_RATIO
+    threshold = AUTO_DENSE_RATIO if op.n_channels == 1 else AUTO_MULTICHANNEL_RATIO
     adjoint_bytes = op.n_filters * prod(op.map_shape) * Y.itemsize
     correlation = np.empty(len(Y))
     for s in chunk_slices(len(Y), 1, adjoint_bytes):
@@ -73,9 +70,8 @@ def auto_solver_for_learning(op, Y, lmbda, p):
     """One solver for interleaved learning with ``solver='auto'``.
 
     The choice of most training samples at the initial filters (one solver
-    state is carried over the epochs), with ``AUTO_LEARNING_DENSE_RATIO``
-    for one channel.
+    state is carried over the epochs).
     """
-    choice = auto_solvers(op, Y, lmbda, p, dense_ratio=AUTO_LEARNING_DENSE_RATIO)
+    choice = auto_solvers(op, Y, lmbda, p)
     dense = np.count_nonzero(choice == DENSE_SOLVER)
     return DENSE_SOLVER if dense * 2 > len(choice) else SPARSE_SOLVER
