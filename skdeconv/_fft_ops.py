@@ -348,17 +348,6 @@ class ConvOperator(LinearOperator):
         """A buffer for the spectra of ``maps`` (n, K, *map_shape)."""
         return np.empty(maps.shape[:2] + self.freq_shape, complex_dtype(maps.dtype))
 
-    def gradient_point(self, map_spectra, residual, out=None):
-        """z + F' r from the spectra of z (overwritten) -> (n, K, *map_shape).
-
-        ``out`` (n, K, *map_shape) receives the result when the maps fill the
-        FFT grid: use the returned array.
-        """
-        mixed = self.mixer.to_maps(self.rfft(residual), self.adjoint_spectra, out=map_spectra)
-        if self.map_shape != self.fft_shape:
-            out = None
-        return np.ascontiguousarray(self.irfft(mixed, overwrite_x=True, out=out)[self.map_window])
-
     def adjoint(self, residual):
         """F' r for residual (n, C, *image_shape) -> (n, K, *map_shape)."""
         return self.adjoint_into(residual)

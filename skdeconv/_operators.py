@@ -15,7 +15,7 @@ It needs from ``A``:
   per-sample data, such as a mask, slice it; others return themselves);
 - optionally a representation of the maps in which forward and adjoint are
   cheap (their spectra for a convolution): ``represent``,
-  ``forward_represented``, ``gradient_point``, ``representation_buffer``.
+  ``forward_represented``, ``representation_buffer``.
   The defaults below use the maps themselves.
 
 Operators with circular spectra (``circular = True``:
@@ -71,10 +71,6 @@ class LinearOperator:
         """``A z`` from the representation of the maps."""
         return self.forward(represented)
 
-    def gradient_point(self, represented, residual, out=None):
-        """``z + A' r`` from the representation of ``z`` (which may be overwritten)."""
-        return represented + self.adjoint(residual)
-
     def representation_buffer(self, maps):
         """A buffer that :meth:`represent` can write the representation of ``maps`` to."""
         return None
@@ -127,9 +123,6 @@ class MaskedOperator(LinearOperator):
 
     def forward_represented(self, represented):
         return self.base.forward_represented(represented) * self.mask
-
-    def gradient_point(self, represented, residual, out=None):
-        return self.base.gradient_point(represented, residual * self.mask, out=out)
 
     def representation_buffer(self, maps):
         return self.base.representation_buffer(maps)
