@@ -5,7 +5,7 @@ import numpy as np
 from .._momentum import momentum
 from .._shrinkage import shrink
 from ._base import MapSolver, register_solver
-from ._numerics import BLOCK_BYTES, blocks, sample_dots, sample_rows, vecdots
+from ._numerics import BLOCK_BYTES, blocks, per_sample, sample_dots, sample_rows, vecdots
 
 # A sample's level L (its step is 1 / (lambda L)) shrinks by LEVEL_DECAY
 # after every accepted step and grows by at least LEVEL_GROWTH on a failed
@@ -104,8 +104,7 @@ class Fista(MapSolver):
             spectra = op.represent(state["x"])
         previous = state.pop("previous_spectra", None)  # x_{t-1}'s, if just one step since
         if previous is not None:
-            weight = state["weight"].astype(spectra.real.dtype)
-            weight = weight.reshape((-1,) + (1,) * (spectra.ndim - 1))
+            weight = per_sample(state["weight"], spectra.ndim).astype(spectra.real.dtype)
             y_spectra = spectra - previous
             y_spectra *= weight
             y_spectra += spectra
@@ -134,7 +133,7 @@ def fista_iteration(op, lmbda, p, state, workspace=None):
     y_residual = _extrapolated_residual(op, state, workspace is not None)
     level = state["level"].copy()
     # The gradient step -A'(A y - target) / L of the first trial, by one adjoint.
-    scaled = y_residual * _per_sample(-1 / level, y_residual)
+    scaled = y_residual * per_sample(-1 / level, y_residual.ndim).astype(y_residual.dtype)
     descent = op.adjoint_into(scaled, out=gradient, buffer=spectra)
     spectra, residual = _backtrack(op, lmbda, p, state, y_residual, descent, level,
                                    candidate, spectra)
@@ -149,7 +148,7 @@ def fista_iteration(op, lmbda, p, state, workspace=None):
     y_new[restart] = candidate[restart]
     y_residual = state["residual"]  # becomes the residual of y_new
     y_residual -= residual
-    y_residual *= -_per_sample(weight, residual)
+    y_residual *= -per_sample(weight, residual.ndim).astype(residual.dtype)
     y_residual += residual
     state.update(x=candidate, y=y_new, t=np.where(restart, 1.0, t_new), weight=weight,
                  level=level * LEVEL_DECAY, residual=residual, y_residual=y_residual)
@@ -186,10 +185,6 @@ def _buffers(workspace, x, y):
     return spectra, free[0], free[1]
 
 
-def _per_sample(values, like):
-    return values.astype(like.dtype).reshape((-1,) + (1,) * (like.ndim - 1))
-
-
 def _backtrack(op, lmbda, p, state, y_residual, descent, level, candidate, spectra):
     """Accepted candidates (written to ``candidate``), their spectra and residuals.
 
@@ -216,7 +211,7 @@ def _backtrack(op, lmbda, p, state, y_residual, descent, level, candidate, spect
         level[index] = np.minimum(
             np.maximum(LEVEL_GROWTH * level[index], curvature[failed]), cap
         )
-        trial = np.empty_like(candidate[index])
+        trial = np.empty((len(index),) + candidate.shape[1:], candidate.dtype)
         trial_move = gradient_step(y[index], descent[index], first_level[index] / level[index],
                                    lmbda * level[index], p, out=trial)
         sub_op = op.take(index)
