@@ -91,8 +91,10 @@ class _LayerMapsTransform:
     def fit_transform(self, X, y=None, layers=None):
         """Fit, and return the maps of X as ``fit(X).transform(X, layers)``.
 
-        The same numbers, in less time: training infers each layer's maps of
-        X as the next layer's input, and they are not inferred again.
+        The same maps to within ``tol``, in less time: training infers each
+        layer's maps of X as the next layer's input (each layer's
+        :meth:`ConvSparseCoder.fit_transform`, warm started from the maps
+        its training ends with), and they are not inferred again.
 
         Parameters
         ----------
@@ -353,8 +355,9 @@ default='interleaved'
 
     def _fit(self, X, layers=None):
         """Train the layers; return the maps of X of ``layers`` (None: none;
-        checked before any training), each inferred once: those below the top are
-        the next layers' training inputs anyway."""
+        checked before any training), each inferred once by the layer's
+        ``fit_transform``: those below the top are the next layers' training
+        inputs anyway."""
         X = validate_data(self, X, dtype=FLOAT_DTYPES)
         layer_params = self._layer_params()
         seeds = check_random_state(self.random_state).randint(
@@ -371,15 +374,17 @@ default='interleaved'
                     n_jobs=self.n_jobs, random_state=int(seed), verbose=self.verbose,
                 )
             )
+            need_maps = number < len(layer_params) or number in numbers
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DeadLayerWarning)
-                layer.fit(inputs)
+                if need_maps:
+                    inputs = layer.fit_transform(inputs)
+                else:
+                    layer.fit(inputs)
             _reissue(caught, f"{type(self).__name__} layer {number}")
             steps.append((f"layer{number}", layer))
-            if number < len(layer_params) or number in numbers:
-                inputs = layer.transform(inputs)
-                if number in numbers:
-                    kept[number] = inputs
+            if number in numbers:
+                kept[number] = inputs
             image_shape = layer.feature_map_shape_[1:]
             self._report(number, len(layer_params), layer, time.perf_counter() - start)
         self.pipeline_ = Pipeline(steps)

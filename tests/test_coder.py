@@ -11,6 +11,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skdeconv import ConvSparseCoder, conv_dict_learning, conv_sparse_encode
+from skdeconv import _coder as coder_module
 from skdeconv.datasets import load_zeiler2010
 from skdeconv.preprocessing import local_contrast_normalize
 
@@ -483,3 +484,33 @@ def test_not_fitted():
         ConvSparseCoder().transform(_signals())
     with pytest.raises(NotFittedError):
         ConvSparseCoder().inverse_transform(_signals())
+
+
+@pytest.mark.parametrize("fit_algorithm", ["interleaved", "alternating"])
+def test_fit_transform_starts_from_the_training_maps(monkeypatch, fit_algorithm):
+    """p = 1: inference starts from the maps training ends with (not
+    zero), and reaches the maps of fit(X).transform(X) to within tol."""
+    X = _fruit_rows(size=24)[:4]
+    params = dict(n_filters=4, filter_shape=5, image_shape=(24, 24), n_epochs=5,
+                  fit_algorithm=fit_algorithm, max_iter=20000, tol=1e-8, random_state=0)
+    expected = ConvSparseCoder(**params).fit(X).transform(X)
+    starts = []
+    original = coder_module._encode
+    monkeypatch.setattr(coder_module, "_encode",
+                        lambda *args, init, **kw: starts.append(init) or original(
+                            *args, init=init, **kw))
+    coder = ConvSparseCoder(**params)
+    maps = coder.fit_transform(X)
+    assert starts[-1] is not None and np.count_nonzero(starts[-1])
+    np.testing.assert_allclose(maps, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("params", [dict(p=0.5), dict(fit_algorithm="online", batch_size=2)])
+def test_fit_transform_is_fit_then_transform_when_not_warm_started(params):
+    """p < 1 (the local optimum depends on the start) and online learning
+    (no training maps): from zero, the numbers of fit(X).transform(X)."""
+    X = _fruit_rows(size=24)[:4]
+    params = dict(n_filters=3, filter_shape=5, image_shape=(24, 24), n_epochs=3,
+                  random_state=0, **params)
+    expected = ConvSparseCoder(**params).fit(X).transform(X)
+    np.testing.assert_array_equal(ConvSparseCoder(**params).fit_transform(X), expected)

@@ -19,14 +19,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 def _estimators():
     """Small, fast instances covering the solvers, both fit algorithms and p < 1
     (1-D default geometry)."""
-    common = dict(n_filters=2, filter_shape=3, n_epochs=3, max_iter=50, random_state=0)
+    common = dict(n_filters=2, filter_shape=3, n_epochs=3, tol=1e-4, random_state=0)
     return [
         ConvSparseCoder(**common),
         ConvSparseCoder(solver="continuation", fit_algorithm="alternating", **common),
         ConvSparseCoder(p=0.5, solver="admm", **common),
         DeconvNetworkTransformer(
             n_filters=(3, 2), filter_shape=3, connectivity=("full", "full"),
-            n_epochs=1, max_iter=20, random_state=0,
+            n_epochs=1, random_state=0,
         ),
         AdaptiveDeconvNetwork(
             n_filters=(3, 2), filter_shape=3, connectivity="full", n_epochs=2, max_iter=20,

@@ -40,7 +40,7 @@ def digits():
 
 
 @parametrize_with_checks([PyramidPooledMaps(ConvSparseCoder(n_filters=2, filter_shape=3,
-                                                            max_iter=10, n_epochs=1,
+                                                            tol=1e-4, n_epochs=1,
                                                             random_state=0))])
 def test_pooled_coder_sklearn_compatible(estimator, check):
     check(estimator)

@@ -200,11 +200,12 @@ def test_network_ignores_the_scale_of_its_input():
     Z = net.transform(X)
     assert np.mean(Z != 0) > 0.005
     assert_allclose(scaled.transform(a * X), Z, rtol=0, atol=1e-6 * np.abs(Z).max())
-    assert_allclose(scaled.inverse_transform(Z), a * net.inverse_transform(Z),
-                    rtol=1e-9, atol=1e-9 * a)
-    for layer in (1, 2):
-        assert_allclose(scaled.project_filters(layer), a * net.project_filters(layer),
-                        rtol=1e-8, atol=1e-9 * a)
+    # Layer 2 learns from layer 1's maps inferred to tol (warm started from
+    # the training maps), as close as the maps Z of the two fits are.
+    for got, want in [(scaled.inverse_transform(Z), a * net.inverse_transform(Z))] + [
+        (scaled.project_filters(layer), a * net.project_filters(layer)) for layer in (1, 2)
+    ]:
+        assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
     assert scaled.pipeline_[0].input_scale_ == pytest.approx(a * net.pipeline_[0].input_scale_)
     assert scaled.pipeline_[1].input_scale_ == pytest.approx(net.pipeline_[1].input_scale_,
                                                              rel=1e-8)

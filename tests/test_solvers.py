@@ -205,11 +205,26 @@ def test_fista_max_iter_and_convergence_flags():
     assert not converged.any()
 
 
-def test_fista_warm_start_at_solution_stops_at_once():
+def test_fista_warm_start_at_solution_stops_at_first_momentum_step():
+    """Steps 1 and 2 have no momentum (t_1 = 1); step 3 is the first tested."""
     op, Y, maps, _, _ = _fista_solution()
     again, n_iter, converged = fista(op, Y, LMBDA, 1.0, maps, 100, 1e-6)
-    assert converged.all() and n_iter[0] == 1
+    assert converged.all() and n_iter[0] == 3
     np.testing.assert_allclose(again, maps, rtol=0, atol=1e-6 * np.abs(maps).max())
+
+
+def test_fista_warm_start_does_not_stop_on_its_short_first_step():
+    """From a warm start off the optimum, the first step (at the level of
+    the bound, without momentum) moves less than tol: stopping there would
+    leave the cost where it started."""
+    op, Y, maps, _, _ = _fista_solution()
+    init = 0.9 * maps
+    first, _, _ = fista(op, Y, LMBDA, 1.0, init, 1, 0.0)
+    tol = 2 * np.linalg.norm(first - init) / np.linalg.norm(first)
+    warm, n_iter, converged = fista(op, Y, LMBDA, 1.0, init, 5000, tol)
+    assert converged.all() and n_iter[0] > 1
+    start, stop, best = (objective(op, z, Y, LMBDA, 1.0)[0] for z in (init, warm, maps))
+    assert stop - best < 0.25 * (start - best)
 
 
 @pytest.mark.parametrize("p", [0.8, 0.5])

@@ -36,10 +36,13 @@ class Fista(MapSolver):
     ``LEVEL_DECAY`` after each accepted step.  The momentum restarts
     (O'Donoghue & Candes, 2015) for a sample whose step goes against it.  A
     sample has converged once ``||x_t - x_{t-1}|| <= tol ||x_t||`` after a
-    step with momentum, the first step or ``x_t = x_{t-1}``: the two steps
-    after a restart move without momentum, 10x shorter than the steps around
-    them on the paper's top layer, which stopped some samples 10x farther
-    from the optimum.
+    step with momentum, or ``x_t = x_{t-1}``: the two steps after a start or
+    a restart move without momentum, 10x shorter than the steps around them
+    on the paper's top layer, which stopped some samples 10x farther from
+    the optimum.  So does the first step from a warm start, whose level is
+    the bound: from the maps interleaved learning ends with on that layer,
+    stopping there left the cost 1.3% above the optimum; going on to a
+    momentum step, the run stopped within 0.1% of it.
 
     The residuals ``A x - y`` are kept: the test computes the candidate's
     (its spectra then serve interleaved learning), and the extrapolated
@@ -79,9 +82,7 @@ class Fista(MapSolver):
             state["x"][...] = 0
             zeros = np.zeros(len(state["x"]))
             return 0, (zeros, zeros, zeros == 0)
-        change, size, momentum_step = fista_iteration(op, self.lmbda, self.p, state, workspace)
-        # The first step from a warm start at the solution may stop at once.
-        return 1, (change, size, momentum_step | (iteration == 0))
+        return 1, fista_iteration(op, self.lmbda, self.p, state, workspace)
 
     def converged(self, progress):
         change, size, momentum_step = progress
