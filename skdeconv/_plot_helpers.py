@@ -25,17 +25,40 @@ def pyplot(caller):
     return plt
 
 
-def _new_figure(plt, fig, nrows, ncols, title, tile_inches):
-    """Return ``fig`` or a new figure sized for an ``nrows`` x ``ncols`` grid."""
+# Margins of a grid of image tiles, in inches: around the figure, between
+# tiles, and per line of a tile's title.
+_MARGIN, _GAP, _TITLE_LINE = 0.05, 0.08, 0.15
+
+
+def _new_figure(plt, fig, nrows, ncols, title, tile_inches, fixed):
+    """Return ``fig`` or a new figure sized for an ``nrows`` x ``ncols`` grid.
+
+    A new figure uses constrained layout unless ``fixed``: then
+    :func:`_fixed_grid` places the axes, ~20x faster to draw for a grid of
+    150 image tiles (constrained layout measures every title, every draw).
+    """
     if fig is None:
         extra = 0.4 if title else 0.0
         fig = plt.figure(
             figsize=(tile_inches * ncols, tile_inches * nrows + extra),
-            layout="constrained",
+            layout=None if fixed else "constrained",
         )
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _fixed_grid(fig, nrows, ncols, title, title_lines):
+    """Grid-spec margins fitting image tiles and titles of ``title_lines`` lines."""
+    width, height = fig.get_size_inches()
+    above = title_lines * _TITLE_LINE + _GAP
+    top = (0.4 if title else _MARGIN) + above
+    axes_width = (width - 2 * _MARGIN - (ncols - 1) * _GAP) / ncols
+    axes_height = (height - top - _MARGIN - (nrows - 1) * above) / nrows
+    return dict(
+        left=_MARGIN / width, right=1 - _MARGIN / width, bottom=_MARGIN / height,
+        top=1 - top / height, wspace=_GAP / axes_width, hspace=above / axes_height,
+    )
 
 
 def as_panel(x, n_channels, spatial_shape):
@@ -90,11 +113,16 @@ def draw_grid(
     """
     ncols = min(ncols, len(tiles))
     nrows = -(-len(tiles) // ncols)
-    fig = _new_figure(plt, fig, nrows, ncols, title, tile_inches)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    fixed = fig is None and not lines
+    fig = _new_figure(plt, fig, nrows, ncols, title, tile_inches, fixed)
+    title_lines = max(str(t).count("\n") + 1 for t in titles)
+    grid = _fixed_grid(fig, nrows, ncols, title, title_lines) if fixed else None
+    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=grid).ravel()
     for ax, tile, tile_title, (low, high) in zip(axes, tiles, titles, limits):
         _draw_tile(ax, tile, low, high, cmap, lines)
-        ax.set_title(tile_title, fontsize=_TITLE_FONTSIZE)
+        # y given: no automatic title placement, which measures the axis
+        # decorations of every tile at every draw (tiles have none but 1-D ones)
+        ax.set_title(tile_title, fontsize=_TITLE_FONTSIZE, y=None if lines else 1.0)
     for ax in axes[len(tiles) :]:
         ax.remove()
     return fig
