@@ -218,7 +218,8 @@ def _fit_problem(n_samples=8, seed=4, n_epochs=12):
 def test_fit_keeps_chunk_state_on_the_workers(client, solver):
     """Per epoch only filter-sized arrays travel: the filters sent with every
     task and each chunk's gradient, data terms and penalty gathered (plus the
-    maps' power spectrum, once); the images travel once."""
+    maps' power spectrum, once); the images travel once; one task per worker
+    thread and step."""
     from skdeconv._cluster import learn_interleaved_on_cluster
     from skdeconv._interleaved import learn_interleaved
 
@@ -237,6 +238,8 @@ def test_fit_keeps_chunk_state_on_the_workers(client, solver):
     assert_allclose(maps, expected[0], rtol=0, atol=1e-10)
     filter_bytes = filters.nbytes
     n_chunks = stats["n_chunks"]
+    # one task per worker thread and step, not one per chunk
+    assert stats["n_groups"] == sum(client.nthreads().values()) < n_chunks, stats
     assert Y.nbytes <= stats["data_bytes"] <= Y.nbytes + 2 * n_chunks * filter_bytes
     # each epoch: filters and extrapolated point per advance, candidates per
     # backtracking trial: a few filter arrays per chunk
@@ -277,7 +280,8 @@ def test_worker_lost_mid_fit_recomputed_from_lineage():
         thread, result = _fit_in_thread(params, X)
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and thread.is_alive():
-            if client.run_on_scheduler(_advance_tasks) >= 4 * 20:  # 20 epochs done
+            # one advance task per group (one group per worker thread) and epoch
+            if client.run_on_scheduler(_advance_tasks) >= 2 * 20:  # 20 epochs done
                 break
             time.sleep(0.05)
         assert thread.is_alive(), "the fit ended before a worker was lost"
