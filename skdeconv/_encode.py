@@ -47,7 +47,7 @@ def check_filters(filters, n_channels, n_axes, dtype, name="filters"):
 # large array arguments to ONE worker, and a task whose scattered input dies
 # with that worker is cancelled (scattered data has no lineage); inside a
 # tuple they travel with the task, which the scheduler reruns elsewhere.
-def _encode_chunk(arrays, *, lmbda, p, solver, max_iter, tol):
+def _encode_chunk(arrays, *, lmbda, p, solver, max_iter, tol, options=None):
     """Maps, iterations and convergence of a chunk.
 
     ``solver`` is one name, or an array of a name per sample ('auto'): each
@@ -58,7 +58,7 @@ def _encode_chunk(arrays, *, lmbda, p, solver, max_iter, tol):
     if init is None:
         init = np.zeros((len(Y), op.n_filters) + op.map_shape, dtype=Y.dtype)
     names = np.unique(solver)
-    params = dict(lmbda=lmbda, p=p, max_iter=max_iter, tol=tol)
+    params = dict(lmbda=lmbda, p=p, max_iter=max_iter, tol=tol, options=options)
     with one_blas_thread():
         if names.size == 1:
             return solve(op, Y, solver=str(names[0]), init=init, **params)
@@ -75,12 +75,14 @@ def _encode_chunk(arrays, *, lmbda, p, solver, max_iter, tol):
 
 def _encode(
     Y, filters, connectivity, *, lmbda, p, solver, max_iter, tol, init=None, n_jobs=None,
-    mask=None,
+    mask=None, solver_options=None,
 ):
     """Maps (n, K, *map_shape) of images Y (n, C, *image_shape); unvalidated.
 
     ``mask`` (binary, shape of Y) restricts the data term to the pixels
     where it is 1 (:class:`~skdeconv._operators.MaskedOperator`).
+    ``solver_options``: extra constructor keywords per solver name
+    (:func:`~skdeconv._solvers.make_solver`).
     ``solver='auto'`` picks a solver per sample
     (:func:`~skdeconv._solvers.auto_solvers`).
 
@@ -107,7 +109,7 @@ def _encode(
         delayed(_encode_chunk)(
             (op.take(s), Y[s], None if init is None else init[s]),
             lmbda=lmbda, p=p, solver=solver if isinstance(solver, str) else solver[s],
-            max_iter=max_iter, tol=tol,
+            max_iter=max_iter, tol=tol, options=solver_options,
         )
         for s in slices
     )

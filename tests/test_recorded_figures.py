@@ -13,13 +13,18 @@ API is used; every call passes ``solver``, ``lmbda`` and ``fit_algorithm``.
 
 import numpy as np
 import pytest
+from conftest import _spike_signals
 from numpy.testing import assert_allclose
 from scipy import signal
 
-from conftest import _spike_signals
-from skdeconv import ConvSparseCoder, conv_dict_learning, conv_sparse_encode
-from skdeconv import heldout_pixel_score, make_connectivity
-from skdeconv._online import ONLINE_MAX_ITER
+from skdeconv import (
+    ConvSparseCoder,
+    conv_dict_learning,
+    heldout_pixel_score,
+    make_connectivity,
+)
+from skdeconv._encode import _encode
+from skdeconv._online import ONLINE_MAX_ITER, ONLINE_SOLVER_OPTIONS
 from skdeconv.datasets import load_zeiler2010
 from skdeconv.preprocessing import images_to_rows, local_contrast_normalize
 
@@ -138,10 +143,10 @@ def test_partial_fit_history_is_the_objective_of_its_maps_and_new_filters(solver
     for batch in (X, X2[:1], X2):
         before = coder.filters_.copy() if hasattr(coder, "filters_") else init
         coder.partial_fit(batch)
-        maps = conv_sparse_encode(
-            batch, before, image_shape=spec["image_shape"], connectivity=g, lmbda=LMBDA,
-            p=1.0, solver=solver, max_iter=max_iter, tol=1e-4,
-        )
+        maps = _encode(  # with the options of partial_fit's bounded inference
+            coder._images(batch), before, g, lmbda=LMBDA, p=1.0, solver=solver,
+            max_iter=max_iter, tol=1e-4, solver_options=ONLINE_SOLVER_OPTIONS,
+        )[0].reshape(len(batch), -1)
         costs = _objective(batch, maps, coder.filters_, g, LMBDA, 1.0, spec["image_shape"])
         assert coder.cost_history_[-1] == pytest.approx(costs.mean(), rel=1e-9)
     assert coder.cost_history_.shape == (3,)

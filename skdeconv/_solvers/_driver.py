@@ -6,11 +6,16 @@ from .._parallel import one_blas_thread
 from ._base import ActiveSet, MapSolver, solver_class
 
 
-def make_solver(solver, *, lmbda, p=1.0, max_iter=1000, tol=1e-3):
-    """A :class:`MapSolver` from a registered name (an instance is returned as is)."""
+def make_solver(solver, *, lmbda, p=1.0, max_iter=1000, tol=1e-3, options=None):
+    """A :class:`MapSolver` from a registered name (an instance is returned as is).
+
+    ``options``: ``{name: {keyword: value}}``, extra constructor keywords of
+    the solvers of those names.
+    """
     if isinstance(solver, MapSolver):
         return solver
-    return solver_class(solver)(lmbda=lmbda, p=p, max_iter=max_iter, tol=tol)
+    extra = (options or {}).get(solver, {})
+    return solver_class(solver)(lmbda=lmbda, p=p, max_iter=max_iter, tol=tol, **extra)
 
 
 def precompute_for(op, solver):
@@ -35,7 +40,10 @@ def check_supported(solver, op):
         )
 
 
-def solve(op, Y, *, solver, lmbda, p=1.0, max_iter=1000, tol=1e-3, init=None, callback=None):
+def solve(
+    op, Y, *, solver, lmbda, p=1.0, max_iter=1000, tol=1e-3, init=None, callback=None,
+    options=None,
+):
     """Maps of every sample of ``Y`` for operator ``op``, each solved independently.
 
     Parameters
@@ -55,6 +63,8 @@ def solve(op, Y, *, solver, lmbda, p=1.0, max_iter=1000, tol=1e-3, init=None, ca
         Called after every step as ``callback(iteration, index, maps)`` with
         the steps taken so far, the indices of the samples still iterating
         (before those that have just converged leave) and their current maps.
+    options : dict, default=None
+        Extra constructor keywords per solver name (:func:`make_solver`).
 
     Returns
     -------
@@ -62,7 +72,7 @@ def solve(op, Y, *, solver, lmbda, p=1.0, max_iter=1000, tol=1e-3, init=None, ca
     n_iter : ndarray of int, shape (n_samples,)
     converged : ndarray of bool, shape (n_samples,)
     """
-    method = make_solver(solver, lmbda=lmbda, p=p, max_iter=max_iter, tol=tol)
+    method = make_solver(solver, lmbda=lmbda, p=p, max_iter=max_iter, tol=tol, options=options)
     check_supported(method, op)
     method.precompute(op)
     if init is None:

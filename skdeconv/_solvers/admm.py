@@ -52,6 +52,17 @@ class Admm(MapSolver):
 
     name = "admm"
     carries_state = True
+
+    def __init__(self, *, rho_init=None, **params):
+        """``rho_init``: the initial penalty, a number, or 'lambda' for
+        SPORCO's generic ``50 / lambda + 1``; RHO_INIT when None."""
+        super().__init__(**params)
+        self.rho_init = RHO_INIT if rho_init is None else rho_init
+
+    def _initial_rho(self):
+        if self.rho_init == "lambda":
+            return 50.0 / self.lmbda + 1.0
+        return float(self.rho_init)
     interleaved_arrays = 7.0  # five grid-sized arrays of state (measured peak RSS)
 
     @classmethod
@@ -68,7 +79,7 @@ class Admm(MapSolver):
         data = np.zeros((len(Y), op.n_channels) + op.fft_shape, dtype=Y.dtype)
         data[op.valid_window] = Y
         sparse = _on_grid(op, init)
-        rho = np.full(len(Y), RHO_INIT)
+        rho = np.full(len(Y), self._initial_rho())
         synthesis = _circular_synthesis(op, sparse)
         return {
             "y0": _data_step(op, data, synthesis, rho), "y1": sparse,
