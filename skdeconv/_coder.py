@@ -290,7 +290,7 @@ default=None
         self : object
             The fitted estimator.
         """
-        self._fit(validate_data(self, X, dtype=[np.float64, np.float32]))
+        self._fit(self._validated(X))
         return self
 
     @single_convergence_warning
@@ -317,10 +317,14 @@ default=None
         maps : ndarray of shape (n_samples, n_filters * prod(map_shape))
             As returned by ``transform``.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        X = self._validated(X)
         warm = self.p == 1 and self.fit_algorithm != "online"
         training_maps = self._fit(X, return_maps=warm)
         return self._infer(X, init=training_maps if warm else None)[1].reshape(len(X), -1)
+
+    def _validated(self, X, reset=True):
+        """X validated as float64 or float32 (``reset``: training input)."""
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
 
     def _fit(self, X, return_maps=False, warn_dead=True):
         """Fit on validated X; the maps of the training samples if ``return_maps``."""
@@ -347,8 +351,7 @@ default=None
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit_with_maps(self, X):
         """Fit and return the maps of X (for :func:`conv_dict_learning`)."""
-        X = validate_data(self, X, dtype=[np.float64, np.float32])
-        return self._fit(X, return_maps=True, warn_dead=False)
+        return self._fit(self._validated(X), return_maps=True, warn_dead=False)
 
     @single_convergence_warning
     @_fit_context(prefer_skip_nested_validation=True)
@@ -380,7 +383,7 @@ default=None
             The updated estimator.
         """
         first_call = not hasattr(self, "filters_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=first_call)
+        X = self._validated(X, reset=first_call)
         if first_call:
             self.filters_ = self._initialize(X, check_random_state(self.random_state))
             self._statistics = OnlineStatistics(self.connectivity_, self.filters_.shape[2:])
@@ -403,7 +406,7 @@ default=None
     # ------------------------------------------------------------ inference
     def _check_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self._validated(X, reset=False)
 
     def _infer(self, X, init=None):
         """Maps (n, K, *map_shape) of validated X, warning if not converged.
