@@ -48,9 +48,14 @@ from ._parallel import one_blas_thread
 from ._solvers import interleaved_solvers, objective, solver_class
 
 # Side of the random crops of fit_algorithm='online' (per axis, at most the
-# image): maps of crops 64 wide cost 1.23x their pixels, and learn the same
-# filters as whole images (DESIGN.md section 9).
-ONLINE_CROP = 64
+# image).  The surrogate counts the maps' borders ((h - 1) / 2 rows and
+# columns, see above) differently from the exact filter problem, a bias that
+# halves when the side doubles: held-out cost of benchmarks/run.py section 10
+# 1279.0 and 1275.7 (random_state 0 and 1) with crops of 128, 1284.9 and
+# 1284.4 with crops of 64 (96: 1284.3), against 1279.7 for the batch fit on
+# 10 images; one online fit takes 178 s instead of 74-103 s.  Maps of crops
+# 128 wide cost 1.11x their pixels.
+ONLINE_CROP = 128
 # Map-inference iterations per mini-batch at most (the estimator's max_iter
 # applies if smaller): the maps are inferred from zero for every batch.
 # Measured (forgetting rho 32, accelerated steps) on the 100-image problem of

@@ -239,8 +239,8 @@ def test_online_fit_uses_random_crops_of_bounded_size(monkeypatch):
     """2-D images larger than the crop are learned from crops: the work per
     mini-batch does not depend on the image size."""
     rng = np.random.RandomState(0)
-    X = rng.standard_normal((6, 150 * 90))
-    coder = ConvSparseCoder(4, 5, image_shape=(150, 90), lmbda=5.0, solver="fista",
+    X = rng.standard_normal((6, 200 * 150))
+    coder = ConvSparseCoder(4, 5, image_shape=(200, 150), lmbda=5.0, solver="fista",
                             fit_algorithm="online", batch_size=4, n_epochs=3, random_state=0)
     seen = []
     original = online_module.online_step
@@ -251,8 +251,8 @@ def test_online_fit_uses_random_crops_of_bounded_size(monkeypatch):
 
     monkeypatch.setattr(online_module, "online_step", spy)
     coder.fit(X)
-    assert seen == [(4, 1, 64, 64)] * 3
-    assert coder.transform(X[:2]).shape == (2, 4 * 154 * 94)
+    assert seen == [(4, 1, 128, 128)] * 3
+    assert coder.transform(X[:2]).shape == (2, 4 * 204 * 154)
 
 
 def _online_fit_peak(n_images):
