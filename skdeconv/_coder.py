@@ -95,7 +95,7 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         ``max_iter``, then takes filter steps (expensive epochs, ~10 suffice;
         needed for ``solver='continuation'``).  'online': for data sets too
         large for the other two (their solver state grows with the number of
-        images); mini-batches of ``batch_size`` random crops (64 pixels per
+        images); mini-batches of ``batch_size`` random crops (128 pixels per
         axis at most), maps inferred in at most 15 iterations per batch,
         running sufficient statistics of the filter problem and filter steps
         on them (Mairal et al., 2010); memory does not grow with the number
