@@ -15,8 +15,8 @@ of 1 to 4 layers.
 ``filters``: how many of a default :class:`ConvSparseCoder`'s filters are
 edge-like (more than half of a plane's spectral energy below half the
 Nyquist frequency; random 7x7 planes: ~0.2) on the fruit images and on
-scikit-image's camera (half size, 16 crops of 64x64), for three
-preprocessings.  Needs scikit-image (``pip install -e ".[bench]"``).
+scikit-image's camera (16 crops: 64x64 at half size, 128x128 at full size),
+for five preprocessings.  Needs scikit-image (``pip install -e ".[bench]"``).
 """
 
 import sys
@@ -78,15 +78,18 @@ def networks():
             print(f"|   |   | warnings: {len(caught)} {names} |   |   |   |", flush=True)
 
 
-def _camera_crops(preprocess):
+def _camera_crops(preprocess, half_size=True):
+    """16 crops of scikit-image's camera: 64x64 at half size, or 128x128."""
     from skimage import data
 
     image = data.camera().astype(np.float32) / 255
-    image = image.reshape(256, 2, 256, 2).mean(axis=(1, 3))
+    if half_size:
+        image = image.reshape(256, 2, 256, 2).mean(axis=(1, 3))
     image = preprocess(image)
+    side = len(image) // 4
     return images_to_rows(np.array([
-        image[top:top + 64, left:left + 64]
-        for top in range(0, 256, 64) for left in range(0, 256, 64)
+        image[top:top + side, left:left + side]
+        for top in range(0, 4 * side, side) for left in range(0, 4 * side, side)
     ]))
 
 
@@ -107,6 +110,8 @@ def _high_pass(image, sigma=4.0):
 PREPROCESSINGS = {
     "LCN, toolbox window (5, 1.591)": _lcn(1.591, 5),
     "LCN, default window (25, 4)": _lcn(4.0, 25),
+    "LCN, window (49, 8)": _lcn(8.0, 49),
+    "LCN, window (97, 16)": _lcn(16.0, 97),
     "high-pass (sigma 4)": _high_pass,
 }
 
@@ -120,6 +125,8 @@ def filters():
             ("fruit (10 x 100x100)", images_to_rows(np.array([preprocess(i) for i in fruit])),
              (100, 100), 9),
             ("camera (16 x 64x64)", _camera_crops(preprocess), (64, 64), 12),
+            ("camera, full size (16 x 128x128)", _camera_crops(preprocess, half_size=False),
+             (128, 128), 12),
         ):
             start = time.perf_counter()
             coder = ConvSparseCoder(
