@@ -53,8 +53,9 @@ from ._solvers import interleaved_solvers, objective, solver_class
 # halves when the side doubles: held-out cost of benchmarks/run.py section 10
 # 1279.0 and 1275.7 (random_state 0 and 1) with crops of 128, 1284.9 and
 # 1284.4 with crops of 64 (96: 1284.3), against 1279.7 for the batch fit on
-# 10 images; one online fit takes 178 s instead of 74-103 s.  Maps of crops
-# 128 wide cost 1.11x their pixels.
+# 10 images; one online fit takes 178-190 s instead of 74-103 s.  Maps of
+# crops 128 wide cost 1.11x their pixels (64: 1.23x); DESIGN.md section 9
+# asks for crops of a few filter widths, 64-128 px.
 ONLINE_CROP = 128
 # Map-inference iterations per mini-batch at most (the estimator's max_iter
 # applies if smaller): the maps are inferred from zero for every batch.
