@@ -1097,7 +1097,8 @@ def section_large(cfg):
             cells.append("MemoryError up front" if usage["error"]
                          else f"{usage['peak'] / 2**30:.2f} GiB")
         rows.append(Row(f"10. peak RSS, {count} images: online | batch", cells[1], cells[0]))
-    serial, clustered, difference, stats, (n, size, epochs) = large_cluster_speedup(quick, cfg.repeats)
+    serial, clustered, difference, stats, (n, size, epochs) = large_cluster_speedup(
+        quick, cfg.repeats)
     speedup = serial / clustered
     say(f"  dask fit, {n} images {size}x{size}, 16 filters 8x8, {epochs} epochs: n_jobs=1 "
         f"{serial:.1f} s, 2-worker LocalCluster {clustered:.1f} s (x{speedup:.2f}), "

@@ -48,15 +48,12 @@ from ._parallel import one_blas_thread
 from ._solvers import interleaved_solvers, objective, solver_class
 
 # Side of the random crops of fit_algorithm='online' (per axis, at most the
-# image).  The surrogate counts the maps' borders ((h - 1) / 2 rows and
-# columns, see above) differently from the exact filter problem, a bias that
-# halves when the side doubles: held-out cost of benchmarks/run.py section 10
-# 1279.0, 1275.7 and 1277.4 (random_state 0, 1, 2) with crops of 128,
-# 1284.9, 1284.4 and 1286.8 with crops of 64 (96: 1284.3), against 1279.7 for
-# the batch fit on 10 images; one online fit takes 178-213 s instead of
-# 74-103 s.  Maps of
-# crops 128 wide cost 1.11x their pixels (64: 1.23x); DESIGN.md section 9
-# asks for crops of a few filter widths, 64-128 px.
+# image; DESIGN.md section 9: a few filter widths, 64-128 px).  The surrogate
+# counts the maps' borders ((h - 1) / 2 rows and columns, see above)
+# differently from the exact filter problem, a share that halves when the
+# side doubles: crops of 128 learn filters that explain unseen images better
+# than crops of 64, in about twice the time (measurements: "Large data sets
+# and clusters" in the documentation, docs/distributed.rst).
 ONLINE_CROP = 128
 # Map-inference iterations per mini-batch at most (the estimator's max_iter
 # applies if smaller): the maps are inferred from zero for every batch.

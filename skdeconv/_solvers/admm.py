@@ -52,6 +52,7 @@ class Admm(MapSolver):
 
     name = "admm"
     carries_state = True
+    interleaved_arrays = 7.0  # five grid-sized arrays of state (measured peak RSS)
 
     def __init__(self, *, rho_init=None, **params):
         """``rho_init``: the initial penalty, a number, or 'lambda' for
@@ -63,7 +64,6 @@ class Admm(MapSolver):
         if self.rho_init == "lambda":
             return 50.0 / self.lmbda + 1.0
         return float(self.rho_init)
-    interleaved_arrays = 7.0  # five grid-sized arrays of state (measured peak RSS)
 
     @classmethod
     def supports(cls, op):
