@@ -2,9 +2,11 @@
 connectivity for any depth checked before training, dead layers warned,
 one ConvergenceWarning per public call attributed to the caller."""
 
+import importlib.util
 import inspect
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,6 +110,46 @@ def test_default_fit_does_not_warn(fruit_crops):
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeadLayerWarning)
         _coder().fit(fruit_crops)
+
+
+# ------------------------------------------------------ edge-like filters
+def _benchmark_defaults():
+    """benchmarks/defaults.py, whose edge-like measure the user guide's table uses."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "defaults.py"
+    spec = importlib.util.spec_from_file_location("benchmark_defaults", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _edge_like(coder):
+    """Per filter: more than half its spectral energy below half the Nyquist."""
+    return _benchmark_defaults().edge_fraction(coder.filters_) > 0.5
+
+
+def test_default_coder_learns_edge_like_filters_on_the_fruit_images():
+    """Default normaliser and coder: all 9 filters edge-like (without the
+    normaliser's low-pass, 7 of 9 by this measure)."""
+    images = load_zeiler2010("fruit", as_gray=True).astype(np.float32)
+    X = LocalContrastNormalizer(image_shape=(100, 100)).fit_transform(images_to_rows(images))
+    coder = ConvSparseCoder(9, 7, image_shape=(100, 100), n_jobs=2, random_state=0).fit(X)
+    assert _edge_like(coder).all(), _benchmark_defaults().edge_fraction(coder.filters_)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("random_state", [0, 1])
+@pytest.mark.parametrize("half_size", [True, False])
+def test_default_coder_learns_edge_like_filters_on_a_photograph(half_size, random_state):
+    """scikit-image's camera, 16 crops: all 12 filters edge-like (without the
+    normaliser's low-pass, 5 to 7 of 12)."""
+    pytest.importorskip("skimage")
+    defaults = _benchmark_defaults()
+    X = defaults._camera_crops(defaults._lcn(4.0, 25), half_size=half_size)
+    side = 64 if half_size else 128
+    coder = ConvSparseCoder(
+        12, 7, image_shape=(side, side), n_jobs=2, random_state=random_state
+    ).fit(X)
+    assert _edge_like(coder).all(), defaults.edge_fraction(coder.filters_)
 
 
 # ----------------------------------------------------------- connectivity

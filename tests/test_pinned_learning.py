@@ -187,10 +187,12 @@ def test_fista_bound_is_the_circulant_norm_of_the_connected_planes(name):
 
 def _color_crops():
     """4 contrast-normalised colour fruit crops 24x24 (3 channels); the LCN
-    window is fixed (the toolbox's) so that the pins do not move with its default."""
+    window is fixed (the toolbox's, no low-pass) so that the pins do not move
+    with its defaults."""
     images = load_zeiler2010("fruit")[:4, 30:54, 30:54]
     normalized = local_contrast_normalize(
-        images, channel_axis=-1, std_floor="mean", kernel_size=5, sigma=1.591
+        images, channel_axis=-1, std_floor="mean", kernel_size=5, sigma=1.591,
+        low_pass_sigma=0,
     )
     return images_to_rows(normalized, channel_axis=-1)
 

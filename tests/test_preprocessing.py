@@ -91,25 +91,37 @@ def test_images_to_rows_rejects_too_few_dimensions():
 # Local contrast normalisation against a brute-force reference
 
 
-def _reference_lcn_plane(plane, kernel_size, sigma, std_floor):
-    """Explicit loops over pixels and window offsets, numpy 'symmetric' padding."""
-    r = kernel_size // 2
-    offsets = np.arange(-r, r + 1)
-    grids = np.meshgrid(*([offsets] * plane.ndim), indexing="ij")
+def _gaussian_window(radius, sigma, ndim):
+    offsets = np.arange(-radius, radius + 1)
+    grids = np.meshgrid(*([offsets] * ndim), indexing="ij")
     weights = np.exp(-sum(g**2 for g in grids) / (2 * sigma**2))
-    weights /= weights.sum()
+    return weights / weights.sum()
+
+
+def _window_moments(plane, weights):
+    """Weighted means of x and x**2 over the window around every pixel."""
+    r = weights.shape[0] // 2
     padded = np.pad(plane, r, mode="symmetric")  # == scipy.ndimage "reflect"
-    mean = np.empty_like(plane)
-    std = np.empty_like(plane)
+    m1, m2 = np.zeros_like(plane), np.zeros_like(plane)
     for index in np.ndindex(plane.shape):
-        window = padded[tuple(slice(i, i + kernel_size) for i in index)]
-        m1 = 0.0
-        m2 = 0.0
+        window = padded[tuple(slice(i, i + 2 * r + 1) for i in index)]
         for offset in np.ndindex(weights.shape):
-            m1 += weights[offset] * window[offset]
-            m2 += weights[offset] * window[offset] ** 2
-        mean[index] = m1
-        std[index] = np.sqrt(max(m2 - m1**2, 0.0))
+            m1[index] += weights[offset] * window[offset]
+            m2[index] += weights[offset] * window[offset] ** 2
+    return m1, m2
+
+
+def _reference_lcn_plane(plane, kernel_size, sigma, std_floor, low_pass_sigma=1.0):
+    """Explicit loops over pixels and window offsets, numpy 'symmetric' padding.
+
+    The low-pass is a Gaussian truncated at 4 standard deviations, as
+    ``scipy.ndimage.gaussian_filter``'s default.
+    """
+    if low_pass_sigma > 0:
+        radius = int(4 * low_pass_sigma + 0.5)
+        plane = _window_moments(plane, _gaussian_window(radius, low_pass_sigma, plane.ndim))[0]
+    mean, m2 = _window_moments(plane, _gaussian_window(kernel_size // 2, sigma, plane.ndim))
+    std = np.sqrt(np.maximum(m2 - mean**2, 0.0))
     if std_floor == "mean":
         floor = std.mean()
     elif std_floor == "median":
@@ -122,13 +134,15 @@ def _reference_lcn_plane(plane, kernel_size, sigma, std_floor):
     return out - out.mean()
 
 
+@pytest.mark.parametrize("low_pass_sigma", [1.0, 0.6, 0.0])
 @pytest.mark.parametrize("std_floor", ["mean", "median", 0.05, 0.0])
 @pytest.mark.parametrize("kernel_size, sigma", [(5, 1.591), (3, 0.8)])
-def test_lcn_matches_brute_force_2d(std_floor, kernel_size, sigma):
+def test_lcn_matches_brute_force_2d(std_floor, kernel_size, sigma, low_pass_sigma):
     image = np.random.default_rng(1).random((6, 7)) * 2 + 3
-    expected = _reference_lcn_plane(image, kernel_size, sigma, std_floor)
+    expected = _reference_lcn_plane(image, kernel_size, sigma, std_floor, low_pass_sigma)
     lcn = LocalContrastNormalizer(
-        image_shape=(6, 7), kernel_size=kernel_size, sigma=sigma, std_floor=std_floor
+        image_shape=(6, 7), kernel_size=kernel_size, sigma=sigma, std_floor=std_floor,
+        low_pass_sigma=low_pass_sigma,
     )
     Xt = lcn.fit_transform(image.reshape(1, -1))
     np.testing.assert_allclose(Xt.reshape(6, 7), expected, rtol=1e-12, atol=1e-12)
@@ -232,6 +246,8 @@ def test_lcn_function_validates_parameters():
         local_contrast_normalize(np.zeros((2, 5, 5)), sigma=0)
     with pytest.raises(ValueError, match="std_floor"):
         local_contrast_normalize(np.zeros((2, 5, 5)), std_floor="max")
+    with pytest.raises(ValueError, match="'low_pass_sigma' .* range .* Got -1"):
+        LocalContrastNormalizer(low_pass_sigma=-1).fit_transform(np.zeros((2, 30)))
 
 
 def test_get_feature_names_out_is_one_to_one():
