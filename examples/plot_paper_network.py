@@ -25,8 +25,9 @@ of an image from the maps of each layer
 # Load and contrast-normalise the images
 # --------------------------------------
 # The images are converted to gray levels and locally contrast normalised, as in
-# the paper: every pixel has the local mean subtracted and is divided by the local
-# standard deviation (:class:`~skdeconv.preprocessing.LocalContrastNormalizer`).
+# the paper: after a slight blur, every pixel has the local mean subtracted and is
+# divided by the local standard deviation
+# (:class:`~skdeconv.preprocessing.LocalContrastNormalizer`).
 # Estimators take one image per row (:func:`~skdeconv.preprocessing.images_to_rows`).
 import warnings
 

@@ -61,7 +61,7 @@ class ConvSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Which (map, channel) planes exist; see :func:`make_connectivity`.
     lmbda : float or 'auto', default='auto'
         Weight of the reconstruction term.  'auto': a weight relative to the
-        training data, ``3.5 / q^(2 - p)`` with ``q`` the 99th percentile of
+        training data, ``4.5 / q^(2 - p)`` with ``q`` the 99th percentile of
         ``|F'y|`` at the initial filters, which gives live, sparse maps
         whatever the scale of the input (see the user guide, "Choosing
         lmbda"); a number is used as given.  The weight used is ``lmbda_``.

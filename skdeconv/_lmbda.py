@@ -25,11 +25,11 @@ import numpy as np
 from ._fft_ops import ConvOperator
 
 # lmbda='auto' is AUTO_LMBDA_RATIO / q^(2 - p), q the AUTO_QUANTILE of |F'y|
-# at the initial filters (measured: see the module docstring).  4.0: the
+# at the initial filters (measured: see the module docstring).  4.5: the
 # paper's 9/45/150 network keeps at least 0.5% of non-zero maps on its top
-# layer on the contrast-normalised fruit images (0.53%; 3.5 gave 0.46% since
-# the normalisation blurs first, 0.55% without the blur).
-AUTO_LMBDA_RATIO = 4.0
+# layer on the contrast-normalised fruit and city images with a margin
+# (numbers in the user guide, "Choosing lmbda").
+AUTO_LMBDA_RATIO = 4.5
 AUTO_QUANTILE = 0.99
 # At most this many values of |F'y| (an even stride through them) enter the
 # percentile.
