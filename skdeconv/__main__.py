@@ -46,7 +46,7 @@ PAPER = {
     "network": {
         "n_filters": (9, 45, 150),
         "filter_shape": 7,
-        "n_epochs": (100, 40, 70),
+        "n_epochs": (100, 40, 80),
     },
 }
 # --quick: a smoke test of the whole job in a few seconds (2 cropped images).
