@@ -49,9 +49,11 @@ from ._interleaved import (
     advance_chunk,
     backtracking_filter_step,
     channel_operator,
+    checks_usage,
     chunk_data_terms,
     interleaved_chunks,
     report_epoch,
+    restart_unused_filters,
     scaled_problem,
     start_chunk,
 )
@@ -114,13 +116,13 @@ def _start(images, filters, connectivity, method, fit):
         return [{"Y": Y, "state": start_chunk(op, Y, method), "op": op} for Y in images]
 
 
-def _advance(group, filters, point, connectivity, method, epoch, need_power, fit):
+def _advance(group, filters, point, connectivity, method, epoch, need_power, n_epochs, fit):
     """One map iteration of every chunk of a group at ``filters``;
     filter-sized results at ``point``.
 
     Returns (the group, each chunk's new state holding its maps' spectra;
     a list of (gradient, data term per channel at ``point``, penalty, power
-    or None), one per chunk).  ``fit`` names the fit (the worker's operators
+    or None, usage or None), one per chunk).  ``fit`` names the fit (the worker's operators
     of this epoch are shared).
     """
     image_shape = group[0]["Y"].shape[2:]
@@ -131,12 +133,12 @@ def _advance(group, filters, point, connectivity, method, epoch, need_power, fit
         point_op = _shared((fit, "point", epoch),
                            lambda: ConvOperator(point, connectivity, image_shape))
         for chunk in group:
-            state, correlations, data_terms, sparsity, power = advance_chunk(
-                op, point_op, method, chunk["state"], chunk["Y"], epoch, need_power
+            state, correlations, data_terms, sparsity, power, usage = advance_chunk(
+                op, point_op, method, chunk["state"], chunk["Y"], epoch, need_power, n_epochs
             )
             gradient = correlations_to_gradient(point_op, correlations)
             advanced.append({"Y": chunk["Y"], "state": state, "op": op})
-            terms.append((gradient, data_terms, sparsity, power))
+            terms.append((gradient, data_terms, sparsity, power, usage))
     return advanced, terms
 
 
@@ -225,7 +227,7 @@ def learn_interleaved_on_cluster(
         need_power = steps.lipschitz is None or not steps.lipschitz.all()
         advanced = [
             submit(_advance, group, steps.filters, steps.point, connectivity, method, epoch,
-                   need_power, submit.token)
+                   need_power, n_epochs, submit.token)
             for group in groups
         ]
         groups = [submit(operator.getitem, a, 0, name="state") for a in advanced]
@@ -242,6 +244,8 @@ def learn_interleaved_on_cluster(
         if need_power:
             steps.start_lipschitz(sum(result[3] for result in results))
         data_terms = backtracking_filter_step(steps, gradient, data_point, data_terms_of)
+        if checks_usage(epoch, n_epochs):
+            restart_unused_filters(steps, sum(result[4] for result in results), Y, epoch)
         cost = lmbda * float(data_terms.sum()) + sparsity
         history.append(cost / len(Y) / float(scale) ** p)
         report_epoch(verbose, epoch, n_epochs, history[-1], start)

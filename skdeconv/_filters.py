@@ -157,6 +157,11 @@ class MomentumFilterSteps:
     def backtrack(self, failed):
         self.lipschitz = np.where(failed, 2 * self.lipschitz, self.lipschitz)
 
+    def restart(self, rows, planes):
+        """New planes for the filters ``rows``, at the filters and the point."""
+        self.filters, self.point = self.filters.copy(), self.point.copy()
+        self.filters[rows] = self.point[rows] = planes
+
     def accept(self, candidate):
         """Take the step: new filters, extrapolated point, smaller L_c."""
         t_new, weight = momentum(np.float64(self._t), False)

@@ -21,6 +21,7 @@ from ._filters import (
     channel_data_terms,
     correlations_to_gradient,
     filter_gradient_terms,
+    normalize_filters,
     power_of_two_scale,
 )
 from ._shrinkage import penalty
@@ -33,6 +34,8 @@ MIN_CHUNKS = 4
 # Map-sized arrays per sample a chunk holds: the solver state kept between
 # epochs and the spectra (~4) on top of a solver's working arrays (~12).
 INTERLEAVED_ARRAYS = 16
+# Epochs between two checks for unused filters (restart_unused_filters).
+USAGE_CHECK_EVERY = 10
 
 
 def report_epoch(verbose, epoch, n_epochs, cost, start, what="epoch", cost_name="cost"):
@@ -68,22 +71,58 @@ def start_chunk(op, Y, method):
     return method.start(op, Y, init)
 
 
-def advance_chunk(op, point_op, method, state, Y, epoch, need_power):
+def advance_chunk(op, point_op, method, state, Y, epoch, need_power, n_epochs):
     """One solver step of a chunk at ``op``, then its filter-gradient terms at ``point_op``.
 
     Returns the chunk's state (now holding the maps' spectra, for
     :func:`chunk_data_terms`), its pair correlations, data term per
-    channel at ``point_op``'s filters, penalty and, if asked, the power
-    sum_n |Z_nk(w)|^2 of its maps.
+    channel at ``point_op``'s filters, penalty, if asked, the power
+    sum_n |Z_nk(w)|^2 of its maps and, at the epochs of
+    :func:`checks_usage`, the number of non-zero coefficients per map.
     """
     method.step(op, state, epoch)
     maps = method.maps(op, state)
     spectra = method.map_spectra(point_op, state)
     correlations, data_terms = filter_gradient_terms(point_op, spectra, Y)
     power = np.sum(np.abs(spectra) ** 2, axis=0, dtype=np.float64) if need_power else None
+    usage = None
+    if checks_usage(epoch, n_epochs):
+        usage = np.count_nonzero(maps.reshape(maps.shape[:2] + (-1,)), axis=(0, 2))
     state["spectra"] = spectra
     sparsity = float(penalty(maps, method.p, axis=None))
-    return state, correlations, data_terms, sparsity, power
+    return state, correlations, data_terms, sparsity, power, usage
+
+
+def checks_usage(epoch, n_epochs):
+    """Whether unused filters are restarted after ``epoch`` (every
+    USAGE_CHECK_EVERY epochs in the first half of the epochs)."""
+    return (epoch + 1) % USAGE_CHECK_EVERY == 0 and epoch + 1 <= n_epochs // 2
+
+
+def restart_unused_filters(steps, usage, Y, epoch):
+    """Restart the filters that no map uses from patches of the images.
+
+    A filter whose maps are zero on every sample gets no gradient, so it
+    would keep its random initialisation to the end; as K-SVD replaces its
+    unused atoms by signals (Aharon et al., 2006), its planes become the
+    normalised planes of a window of a random image at a random place
+    (drawn from a generator seeded by ``epoch``; the same for any n_jobs).
+    ``usage`` is the number of non-zero coefficients per map over all
+    samples.  Returns whether any filter was restarted.
+    """
+    unused = np.flatnonzero(usage == 0)
+    if not unused.size:
+        return False
+    rng = np.random.RandomState(epoch)
+    filter_shape = steps.filters.shape[2:]
+    restarted = steps.filters.copy()
+    for k in unused:
+        corner = [rng.randint(n - h + 1) for n, h in zip(Y.shape[2:], filter_shape)]
+        window = tuple(slice(c, c + h) for c, h in zip(corner, filter_shape))
+        restarted[k] = Y[(rng.randint(len(Y)), slice(None)) + window]
+    restarted = normalize_filters(restarted, steps.connectivity, fallback=steps.filters)
+    steps.restart(unused, restarted[unused])
+    return True
 
 
 def chunk_data_terms(op, state, Y):
@@ -133,10 +172,10 @@ def _start_task(arrays, method):
     return start_chunk(op, Y, method)
 
 
-def _advance_task(arrays, method, epoch, need_power):
+def _advance_task(arrays, method, epoch, need_power, n_epochs):
     op, point_op, state, Y = arrays
     with one_blas_thread():
-        return advance_chunk(op, point_op, method, state, Y, epoch, need_power)
+        return advance_chunk(op, point_op, method, state, Y, epoch, need_power, n_epochs)
 
 
 def _data_terms_task(arrays):
@@ -194,7 +233,9 @@ def learn_interleaved(
             point_op = ConvOperator(steps.point, connectivity, image_shape)
             need_power = steps.lipschitz is None or not steps.lipschitz.all()
             results = parallel(
-                delayed(_advance_task)((op, point_op, state, Y[s]), method, epoch, need_power)
+                delayed(_advance_task)(
+                    (op, point_op, state, Y[s]), method, epoch, need_power, n_epochs
+                )
                 for state, s in zip(states, slices)
             )
             states = [result[0] for result in results]
@@ -208,6 +249,10 @@ def learn_interleaved(
                 parallel, steps, gradient, data_point, states, slices, Y
             )
             op = new_op
+            if checks_usage(epoch, n_epochs) and restart_unused_filters(
+                steps, sum(result[5] for result in results), Y, epoch
+            ):
+                op = ConvOperator(steps.filters, connectivity, image_shape)
             cost = lmbda * float(data_terms.sum()) + sparsity
             history.append(cost / len(Y) / float(scale) ** p)
             report_epoch(verbose, epoch, n_epochs, history[-1], start)

@@ -2,7 +2,20 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from scipy.signal import fftconvolve
+
+
+def _smooth_images_and_an_unused_filter(n_samples=6, size=32, seed=0):
+    """Smooth images (rows, ``size`` x ``size``) and 3 unit filters of 5x5:
+    two smooth ones and a checkerboard, which correlates with nothing in
+    the images, so that no map uses it."""
+    rng = np.random.RandomState(seed)
+    X = ndimage.gaussian_filter(rng.standard_normal((n_samples, size, size)), (0, 2, 2))
+    filters = ndimage.gaussian_filter(rng.standard_normal((3, 1, 5, 5)), (0, 0, 1, 1))
+    filters[2, 0] = (-1.0) ** np.add.outer(np.arange(5), np.arange(5))
+    filters /= np.sqrt(np.sum(filters**2, axis=(2, 3), keepdims=True))
+    return X.reshape(n_samples, -1), filters
 
 
 def _spike_signals(n_samples=40, length=48, n_filters=2, filter_length=9, seed=42):

@@ -19,6 +19,7 @@ REASON = "the 'dist' extra is not installed (pip install 'skdeconv[dist]': dask,
 dask = pytest.importorskip("dask", reason=REASON)
 distributed = pytest.importorskip("distributed", reason=REASON)
 
+from conftest import _smooth_images_and_an_unused_filter  # noqa: E402
 from skdeconv import (  # noqa: E402
     ConvSparseCoder,
     DeconvNetworkTransformer,
@@ -102,6 +103,17 @@ def test_fit_and_transform_on_the_cluster_equal_n_jobs_1(client):
     assert_allclose(coder.cost_history_, expected.cost_history_, rtol=1e-12)
     assert_allclose(maps, expected_maps, rtol=0, atol=1e-10)
     assert score == pytest.approx(expected.score(X), rel=1e-10)
+
+
+def test_unused_filter_restarts_the_same_on_the_cluster(client):
+    X, filters = _smooth_images_and_an_unused_filter()
+    params = dict(image_shape=(32, 32), filters_init=filters, n_epochs=20)
+    expected = _coder(n_filters=3, filter_shape=5, n_jobs=1, **params).fit(X)
+    with joblib.parallel_config(backend="dask", wait_for_workers_timeout=TIMEOUT):
+        coder = _coder(n_filters=3, filter_shape=5, n_jobs=2, **params).fit(X)
+    assert float(np.sum(expected.filters_[2] * filters[2])) < 0.5  # restarted
+    assert_allclose(coder.filters_, expected.filters_, rtol=0, atol=1e-12)
+    assert_allclose(coder.cost_history_, expected.cost_history_, rtol=1e-12)
 
 
 def test_functions_on_the_cluster_equal_n_jobs_1(client):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from conftest import _smooth_images_and_an_unused_filter
 from skdeconv import ConvSparseCoder, conv_dict_learning
 from skdeconv._fft_ops import ConvOperator
 from skdeconv._filters import (
@@ -210,3 +211,25 @@ def test_wide_layer_learning_computes_no_exact_step_bound(monkeypatch):
         n_epochs=30, solver="fista", random_state=0,
     )
     assert costs[-1] < 0.8 * costs[0]
+
+
+# ------------------------------------------------------ unused filters
+@pytest.mark.parametrize("n_epochs, restarted", [(9, False), (40, True)])
+def test_unused_filter_restarts_from_an_image_patch(n_epochs, restarted):
+    """A filter no map uses gets no gradient; interleaved learning restarts
+    it from a patch of the images at its first check (after epoch 10, in the
+    first half of the epochs), the same for any n_jobs."""
+    X, filters = _smooth_images_and_an_unused_filter()
+    fitted = [
+        ConvSparseCoder(
+            3, 5, image_shape=(32, 32), filters_init=filters, n_epochs=n_epochs,
+            n_jobs=n_jobs, random_state=0,
+        ).fit(X)
+        for n_jobs in (1, 2)
+    ]
+    assert_array_equal(fitted[0].filters_, fitted[1].filters_)
+    coder = fitted[0]
+    used = np.count_nonzero(coder.transform(X).reshape(len(X), 3, -1), axis=(0, 2))
+    assert (used > 0).tolist() == [True, True, restarted]
+    correlation = float(np.sum(coder.filters_[2] * filters[2]))
+    assert correlation == (pytest.approx(1.0) if not restarted else pytest.approx(0, abs=0.2))
