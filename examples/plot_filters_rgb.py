@@ -71,9 +71,9 @@ print("planes that are exact zeros match ~g:", bool(np.array_equal(zero_planes, 
 
 # %%
 # Filters with three channels are drawn in colour, their three planes rescaled
-# together so that zero is mid-grey. Maps 0-5 learn colour edges; maps 6-11 have
-# a single non-zero plane, so they vary around grey along one colour axis only
-# (red-cyan, green-magenta, blue-yellow).
+# together so that zero is mid-grey. Maps 0-5 learn colour edges and blobs; maps
+# 6-11 have a single non-zero plane, so they vary around grey along one colour
+# axis only (red-cyan, green-magenta, blue-yellow).
 plot_filters(coder, ncols=6, title="12 filters of 7x7x3")
 
 # %%
