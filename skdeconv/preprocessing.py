@@ -372,7 +372,7 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, BaseEstima
         7x7 filters otherwise learn as speckle.  With the default, every
         filter of a default :class:`~skdeconv.ConvSparseCoder` on the
         fruit images and on scikit-image's camera is edge-like; without
-        it, 5 to 7 of 12 on the camera (the user guide, "Preparing your
+        it, 4 to 6 of 12 on the camera (the user guide, "Preparing your
         own images", has the counts).  The blur also removes what tells
         fine textures apart: to classify textures, pass 0 (the user guide's
         texture task: accuracy 0.97 with 0, 0.89 with 1, one seed).

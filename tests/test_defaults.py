@@ -129,7 +129,7 @@ def _edge_like(coder):
 
 def test_default_coder_learns_edge_like_filters_on_the_fruit_images():
     """Default normaliser and coder: all 9 filters edge-like (without the
-    normaliser's low-pass, 7 of 9 by this measure)."""
+    normaliser's low-pass, 8 of 9 by this measure)."""
     images = load_zeiler2010("fruit", as_gray=True).astype(np.float32)
     X = LocalContrastNormalizer(image_shape=(100, 100)).fit_transform(images_to_rows(images))
     coder = ConvSparseCoder(9, 7, image_shape=(100, 100), n_jobs=2, random_state=0).fit(X)
@@ -141,7 +141,7 @@ def test_default_coder_learns_edge_like_filters_on_the_fruit_images():
 @pytest.mark.parametrize("half_size", [True, False])
 def test_default_coder_learns_edge_like_filters_on_a_photograph(half_size, random_state):
     """scikit-image's camera, 16 crops: all 12 filters edge-like (without the
-    normaliser's low-pass, 5 to 7 of 12)."""
+    normaliser's low-pass, 4 to 6 of 12)."""
     pytest.importorskip("skimage")
     defaults = _benchmark_defaults()
     X = defaults._camera_crops(defaults._lcn(4.0, 25), half_size=half_size)
