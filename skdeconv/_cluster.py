@@ -122,8 +122,8 @@ def _advance(group, filters, point, connectivity, method, epoch, need_power, n_e
 
     Returns (the group, each chunk's new state holding its maps' spectra;
     a list of (gradient, data term per channel at ``point``, penalty, power
-    or None, usage or None), one per chunk).  ``fit`` names the fit (the worker's operators
-    of this epoch are shared).
+    or None, usage or None), one per chunk).  ``fit`` names the fit (the
+    worker's operators of this epoch are shared).
     """
     image_shape = group[0]["Y"].shape[2:]
     advanced, terms = [], []
